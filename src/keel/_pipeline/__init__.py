@@ -1,0 +1,8 @@
+"""The governed step pipeline every pattern goes through (private: use `keel.Agent`)."""
+
+from __future__ import annotations
+
+from keel._pipeline.run import run_pipeline
+from keel._pipeline.state import RunSpec
+
+__all__ = ["RunSpec", "run_pipeline"]

@@ -1,0 +1,109 @@
+"""Act on a model turn's tool calls: validate each, run the valid ones concurrently, record every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from keel._pipeline.execute import ToolOutcome, execute_call
+from keel._pipeline.record import record
+from keel._pipeline.state import Finish, RunState
+from keel._pipeline.validate import Rejected, ValidCall, validate_call
+from keel.journal import EventKind, Phase
+from keel.models.base import ToolCall, ToolResultMessage
+from keel.result import RunStatus
+
+__all__ = ["act"]
+
+
+def _arguments(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw  # journal what the model sent, even when it is not JSON
+
+
+async def _reject(state: RunState, rejected: Rejected) -> ToolResultMessage:
+    state.rejections += 1
+    event = await record(
+        state,
+        EventKind.TOOL_REJECTED,
+        {
+            "call_id": rejected.call.id,
+            "tool": rejected.call.name,
+            "arguments": _arguments(rejected.call.arguments),
+            "reason": rejected.reason,
+            "rejections": state.rejections,
+        },
+    )
+    state.informed_by.append(event.seq)
+    return ToolResultMessage(rejected.call.id, rejected.call.name, rejected.reason, is_error=True)
+
+
+async def _run(state: RunState, valid: ValidCall, index: int) -> ToolOutcome:
+    result: ToolOutcome = await execute_call(state, valid, index)
+    tool = valid.tool
+    state.usage.tool_calls += 1
+    event = await record(
+        state,
+        EventKind.TOOL_CALLED,
+        {
+            "call_id": valid.call.id,
+            "tool": tool.name,
+            "arguments": valid.args.model_dump(mode="json"),
+            "outcome": result.outcome,
+            "result": result.content if result.ok else None,
+            "error": None if result.ok else result.content,
+            "attempt": 1,
+            "severity": tool.severity,
+            "side_effects": tool.side_effects,
+            "idempotency_key": result.idempotency_key,
+        },
+        latency_ms=result.latency_ms,
+    )
+    state.informed_by.append(event.seq)
+    return result
+
+
+def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
+    """Note the outcome for the status report and the best-effort output, in call order."""
+    call = result.valid.call
+    summary = f"{call.name}({_short(call.arguments)})"
+    if result.ok:
+        state.tool_results.append(result.content)
+        state.done.append(f"{summary} -> ok")
+    else:
+        state.not_done.append(f"{summary} -> {result.outcome}: {result.content}")
+    return ToolResultMessage(call.id, call.name, result.content, is_error=not result.ok)
+
+
+def _short(arguments: str, limit: int = 80) -> str:
+    return arguments if len(arguments) <= limit else arguments[: limit - 1] + "…"
+
+
+async def act(state: RunState, calls: Sequence[ToolCall]) -> Finish | None:
+    """Handle one turn's tool calls; return a `Finish` when the rejection bound is reached."""
+    checked = [validate_call(state.spec.registry, call) for call in calls]
+    replies: list[ToolResultMessage | None] = [None] * len(checked)
+    runs: list[tuple[int, ValidCall]] = []
+    for index, item in enumerate(checked):
+        if isinstance(item, Rejected):
+            replies[index] = await _reject(state, item)
+        else:
+            runs.append((index, item))
+    results = await asyncio.gather(*(_run(state, valid, index) for index, valid in runs))
+    for (index, _), result in zip(runs, results, strict=True):
+        replies[index] = _remember(state, result)
+    state.messages.extend(r for r in replies if r is not None)
+    failed = any(r is not None and r.is_error for r in replies)
+    state.phase = Phase.RECOVERY if failed else Phase.EXECUTION
+    limit = state.spec.budget.max_tool_rejections
+    if state.rejections >= limit:
+        last = next(item.reason for item in reversed(checked) if isinstance(item, Rejected))
+        return Finish(
+            RunStatus.PARTIAL,
+            f"too many rejected tool calls ({state.rejections}, max_tool_rejections={limit}); last: {last}",
+        )
+    return None

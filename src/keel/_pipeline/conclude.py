@@ -1,0 +1,77 @@
+"""Conclude: turn the model's final answer into the run's output, validating typed output (G3 format).
+
+A typed answer that fails its schema is sent back once per allowed correction, journaled as a
+`guard_verdict`; when the corrections are used up the run ends PARTIAL with the raw text as its best output.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import ValidationError
+
+from keel._pipeline.record import record
+from keel._pipeline.state import Finish, RunState
+from keel.journal import EventKind, Phase
+from keel.models.base import ModelResponse, UserMessage
+from keel.result import RunStatus
+
+__all__ = ["conclude"]
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
+
+
+def _unfence(text: str) -> str:
+    """Small models like to wrap JSON in a Markdown code fence; accept it."""
+    match = _FENCE.match(text)
+    return match.group(1) if match else text
+
+
+async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
+    """Return the run's `Finish`, or None after asking the model for a corrected answer."""
+    text = response.text or ""
+    if response.finish_reason == "length":
+        return Finish(
+            RunStatus.PARTIAL,
+            f"the answer was cut off at the output-token limit ({state.spec.max_output_tokens})",
+            output=text,
+            not_done=("complete final answer",),
+        )
+    adapter = state.spec.output_adapter
+    if adapter is None:
+        if text.strip():
+            return Finish(RunStatus.COMPLETED, "answered", output=text)
+        return await _ask_again(state, "Your answer was empty. Reply with your final answer.", "empty answer")
+    try:
+        output = adapter.validate_json(_unfence(text))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        await record(
+            state,
+            EventKind.GUARD_VERDICT,
+            {"guard": "output_schema", "verdict": "fail", "detail": problems},
+            phase=Phase.VALIDATION,
+        )
+        message = (
+            f"Your answer does not match the required output schema: {problems}. "
+            "Reply with only a JSON value that matches the schema."
+        )
+        return await _ask_again(state, message, f"output failed schema validation: {problems}")
+    await record(state, EventKind.GUARD_VERDICT, {"guard": "output_schema", "verdict": "pass"}, phase=Phase.VALIDATION)
+    return Finish(RunStatus.COMPLETED, "answered", output=output)
+
+
+async def _ask_again(state: RunState, message: str, reason: str) -> Finish | None:
+    limit = state.spec.max_output_retries
+    if state.output_retries >= limit:
+        return Finish(
+            RunStatus.PARTIAL,
+            f"{reason} (after {limit} corrections)",
+            not_done=("valid final answer",),
+        )
+    state.output_retries += 1
+    state.messages.append(UserMessage(message))
+    state.phase = Phase.VALIDATION
+    return None

@@ -1,0 +1,112 @@
+"""Start and finish a run: the `run_started` and `run_finished` events, the runs row, the status report."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from keel._pipeline.record import record
+from keel._pipeline.state import UNSET, Finish, RunSpec, RunState
+from keel.journal import EventKind
+from keel.models.base import UserMessage
+from keel.result import RunReport, RunResult, RunStatus
+from keel.store.base import RunRecord
+
+__all__ = ["finish", "start"]
+
+
+async def start(spec: RunSpec) -> RunState:
+    """Create the run's row and its first event."""
+    state = RunState(spec=spec, messages=[UserMessage(spec.task)])
+    await spec.store.create_run(
+        RunRecord(
+            run_id=spec.run_id,
+            agent=spec.agent,
+            task=spec.task,
+            model=spec.model.name,
+            session_id=spec.session_id,
+            started_at=time.time(),
+        )
+    )
+    event = await record(
+        state,
+        EventKind.RUN_STARTED,
+        {
+            "agent": spec.agent,
+            "task": spec.task,
+            "session_id": spec.session_id,
+            "model": spec.model.name,
+            "instructions": spec.instructions,
+            "tools": list(spec.registry.names),
+            "budget": dataclasses.asdict(spec.budget),
+            "output_schema": spec.output_type.__name__ if spec.output_type is not None else None,
+        },
+    )
+    state.informed_by = [event.seq]
+    return state
+
+
+def _best_output(state: RunState) -> Any:
+    """What a run that did not finish can still offer: its last text, else its latest tool result."""
+    if state.last_text is not None:
+        return state.last_text
+    if state.tool_results:
+        return state.tool_results[-1]
+    return None
+
+
+def _jsonable(output: Any) -> Any:
+    return output.model_dump(mode="json") if isinstance(output, BaseModel) else output
+
+
+async def finish(state: RunState, end: Finish) -> RunResult:
+    """Record how the run ended and build its result."""
+    spec = state.spec
+    output = _best_output(state) if end.output is UNSET else end.output
+    not_done = (*state.not_done, *end.not_done)
+    if end.status is not RunStatus.COMPLETED and not end.not_done:
+        not_done = (*not_done, "final answer")
+    usage = state.usage
+    report = RunReport(
+        reason=end.reason,
+        done=tuple(state.done),
+        not_done=not_done,
+        steps=state.steps,
+        total_tokens=usage.total_tokens,
+        cost_usd=round(usage.cost_usd, 10),
+    )
+    report_dict = dataclasses.asdict(report)
+    await record(
+        state,
+        EventKind.RUN_FINISHED,
+        {
+            "status": end.status.value,
+            "reason": end.reason,
+            "output": _jsonable(output),
+            "report": report_dict,
+        },
+    )
+    await spec.store.update_run(
+        RunRecord(
+            run_id=spec.run_id,
+            agent=spec.agent,
+            task=spec.task,
+            model=spec.model.name,
+            status=end.status,
+            session_id=spec.session_id,
+            finished_at=time.time(),
+            steps=state.steps,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=usage.cost_usd,
+            output=_jsonable(output),
+            report=report_dict,
+            reason=end.reason,
+        )
+    )
+    return RunResult(
+        run_id=spec.run_id, status=end.status, output=output, report=report, usage=usage, events=state.events
+    )

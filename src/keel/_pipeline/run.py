@@ -1,0 +1,48 @@
+"""The governed loop: propose → validate → authorize → execute → record, until the run finishes.
+
+This function only wires the steps; each step lives in its own module. Every iteration takes one model
+turn, and `propose` refuses a turn past the step, time or spending budget, so the loop always ends.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from keel._pipeline.act import act
+from keel._pipeline.conclude import conclude
+from keel._pipeline.finish import finish, start
+from keel._pipeline.propose import propose
+from keel._pipeline.state import Finish, RunSpec, RunState
+from keel.models.base import ModelResponse
+from keel.result import RunResult, RunStatus
+
+__all__ = ["run_pipeline"]
+
+
+async def _drive(state: RunState) -> Finish:
+    while True:
+        turn = await propose(state)
+        match turn:
+            case Finish():
+                return turn
+            case ModelResponse(tool_calls=calls) if calls:
+                end = await act(state, calls)
+            case ModelResponse():
+                end = await conclude(state, turn)
+            case _:
+                assert_never(turn)
+        if end is not None:
+            return end
+
+
+async def run_pipeline(spec: RunSpec) -> RunResult:
+    """Run an agent task to its end and return the result; journaled throughout."""
+    state = await start(spec)
+    try:
+        end = await _drive(state)
+    except Exception as exc:
+        # A configuration or programming error (a bug in a custom Model, model requests disabled in tests):
+        # the journal still says how the run ended, then the caller gets the error to fix.
+        await finish(state, Finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}"))
+        raise
+    return await finish(state, end)

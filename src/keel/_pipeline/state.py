@@ -1,0 +1,84 @@
+"""The state of one run as it moves through the pipeline, and the outcomes that end it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from keel.budget import Budget
+from keel.journal import Event, Phase
+from keel.models.base import Message, Model
+from keel.result import RunStatus
+from keel.store.base import Store
+from keel.tools.registry import ToolRegistry
+from keel.usage import Usage
+
+__all__ = ["UNSET", "Finish", "RunSpec", "RunState"]
+
+UNSET: Any = object()
+"""Marks a `Finish` without an explicit output: the best output gathered so far is used."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """What a run was asked to do and under which policy; fixed for the whole run."""
+
+    run_id: str
+    agent: str
+    task: str
+    session_id: str | None
+    model: Model
+    instructions: str
+    registry: ToolRegistry
+    budget: Budget
+    store: Store
+    output_type: type[Any] | None
+    output_adapter: TypeAdapter[Any] | None
+    max_output_tokens: int
+    max_output_retries: int
+
+
+@dataclass(slots=True)
+class RunState:
+    """Everything a run accumulates; the steps read and update it, the journal records it."""
+
+    spec: RunSpec
+    messages: list[Message]
+    started: float = field(default_factory=time.monotonic)
+    usage: Usage = field(default_factory=Usage)
+    events: list[Event] = field(default_factory=list)
+    seq: int = 0
+    steps: int = 0
+    """Model turns taken."""
+    rejections: int = 0
+    """Tool calls refused by validation."""
+    output_retries: int = 0
+    """Corrections asked for after the final answer failed its schema."""
+    phase: Phase = Phase.EXECUTION
+    """The phase the next model call is attributed to."""
+    informed_by: list[int] = field(default_factory=list)
+    """Seqs of the events whose data the next model call will see (decision trace)."""
+    last_text: str | None = None
+    """The latest text the model produced: the best output when no final answer comes."""
+    tool_results: list[str] = field(default_factory=list)
+    """Successful tool results in order: the fallback output when the model produced no text."""
+    done: list[str] = field(default_factory=list)
+    not_done: list[str] = field(default_factory=list)
+
+    def remaining_s(self) -> float | None:
+        """Seconds left of the run's wall-time budget, or None when it has none."""
+        timeout = self.spec.budget.timeout_s
+        return None if timeout is None else timeout - (time.monotonic() - self.started)
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How the run ends: a status, the reason, and optionally its output (else the best gathered)."""
+
+    status: RunStatus
+    reason: str
+    output: Any = UNSET
+    not_done: tuple[str, ...] = ()

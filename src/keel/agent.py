@@ -1,0 +1,118 @@
+"""`Agent`: a model, its instructions, its allowed tools and its bounds.
+
+Wiring only; the work is done in `keel._pipeline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from keel._pipeline import RunSpec, run_pipeline
+from keel.budget import Budget
+from keel.errors import ConfigError
+from keel.models import Model, infer_model
+from keel.result import RunResult
+from keel.store import Store, open_store
+from keel.tools import Tool, ToolRegistry
+
+__all__ = ["Agent"]
+
+
+class Agent:
+    """A governed agent: every run is bounded by its `Budget`, every tool call checked against its tools.
+
+    Args:
+        name: how the agent appears in the journal, the CLI and the dashboard.
+        model: ``"provider:model"`` (``"openai:gpt-4o-mini"``) or a `Model` instance.
+        instructions: the system prompt.
+        tools: the allow-list: functions decorated with `@tool` (plain functions are wrapped).
+        budget: hard limits per run (steps, tokens, cost, wall time, rejected tool calls).
+        output: a type (usually a pydantic model) the final answer must validate against; None for text.
+        store: where runs are journaled: a `Store`, a URL/path, or None for ``KEEL_STORE`` / ``.keel/keel.db``.
+        max_output_tokens: cap on each model response; part of every call's worst-case reservation.
+        max_output_retries: corrections asked for when the final answer fails the output schema.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: Model | str,
+        *,
+        instructions: str = "",
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        budget: Budget | None = None,
+        output: type[Any] | None = None,
+        store: Store | str | None = None,
+        max_output_tokens: int = 1024,
+        max_output_retries: int = 2,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ConfigError("Agent needs a non-empty name")
+        if max_output_tokens < 1:
+            raise ConfigError(f"max_output_tokens must be positive, got {max_output_tokens}")
+        if max_output_retries < 0:
+            raise ConfigError(f"max_output_retries must not be negative, got {max_output_retries}")
+        self.name = name
+        self.model = infer_model(model)
+        self.instructions = instructions
+        self.tools = ToolRegistry(tools)
+        self.budget = budget or Budget()
+        self.output = output
+        self._output_adapter: TypeAdapter[Any] | None = None
+        if output is not None and output is not str:
+            try:
+                self._output_adapter = TypeAdapter(output)
+                self._output_adapter.json_schema()
+            except Exception as exc:
+                raise ConfigError(f"output type {output!r} has no JSON schema: {exc}") from exc
+        self._store_arg = store
+        self._store: Store | None = None
+        self.max_output_tokens = max_output_tokens
+        self.max_output_retries = max_output_retries
+        if self.budget.max_cost_usd is not None and self.model.price is None:
+            raise ConfigError(
+                f"Budget(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
+                "add it with keel.models.set_price() or a KEEL_PRICING file"
+            )
+
+    @property
+    def store(self) -> Store:
+        """The store this agent journals to (opened on first use, so importing an agent writes nothing)."""
+        if self._store is None:
+            arg = self._store_arg
+            self._store = arg if arg is not None and not isinstance(arg, str) else open_store(arg)
+        return self._store
+
+    async def run(self, task: str, *, session_id: str | None = None) -> RunResult:
+        """Run `task` to its end and return the result (a bound tripping is a status, never an exception)."""
+        if not isinstance(task, str):
+            raise ConfigError(f"task must be a string, got {type(task).__name__}")
+        spec = RunSpec(
+            run_id=f"run-{uuid.uuid4().hex[:16]}",
+            agent=self.name,
+            task=task,
+            session_id=session_id,
+            model=self.model,
+            instructions=self.instructions,
+            registry=self.tools,
+            budget=self.budget,
+            store=self.store,
+            output_type=self.output if self._output_adapter is not None else None,
+            output_adapter=self._output_adapter,
+            max_output_tokens=self.max_output_tokens,
+            max_output_retries=self.max_output_retries,
+        )
+        return await run_pipeline(spec)
+
+    def run_sync(self, task: str, *, session_id: str | None = None) -> RunResult:
+        """`run` for code without an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(task, session_id=session_id))
+        raise ConfigError("run_sync() cannot be called from a running event loop; use `await agent.run(...)`")

@@ -1,0 +1,96 @@
+"""Keel's exceptions: programming and configuration errors, never run outcomes.
+
+An exhausted budget, a rejected tool call or a failing tool is a *run outcome*: it ends up in
+`RunResult.status` and `RunResult.report`, never as an exception to the caller. The exceptions below are
+for mistakes a developer or operator must fix.
+
+    KeelError
+    ├── ConfigError            bad configuration (agent, budget, pricing, environment)
+    │   ├── UnknownModelError  a model name Keel cannot resolve ("provider:model")
+    │   └── MissingCredentialsError  a provider's API key is not set
+    ├── ToolDefinitionError    a function that cannot become a tool (unsupported parameter types, …)
+    ├── StoreError             the store cannot be opened, written or migrated
+    │   └── StoreVersionError  the store was written by a newer Keel
+    ├── UnknownRunError        no run with this id in the store
+    ├── ConflictError          a concurrent update lost a version check
+    ├── ReviewError            an unknown or already decided review item
+    └── ModelRequestsDisabledError  a real provider was called while `keel.models.ALLOW_MODEL_REQUESTS` is False
+
+`ModelError` is raised by providers inside a run (HTTP failure, malformed response); the pipeline turns it
+into a journaled run outcome, so a caller only sees it when calling a `Model` directly.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "KeelError",
+    "MissingCredentialsError",
+    "ModelError",
+    "ModelRequestsDisabledError",
+    "ReviewError",
+    "StoreError",
+    "StoreVersionError",
+    "ToolDefinitionError",
+    "UnknownModelError",
+    "UnknownRunError",
+]
+
+
+class KeelError(Exception):
+    """Base class of every error Keel raises."""
+
+
+class ConfigError(KeelError):
+    """The configuration is invalid: fix the code or the environment."""
+
+
+class UnknownModelError(ConfigError):
+    """A model name that no provider handles, such as ``"openia:gpt-4o"``."""
+
+
+class MissingCredentialsError(ConfigError):
+    """A provider needs an API key that is not set."""
+
+
+class ToolDefinitionError(KeelError):
+    """A function cannot be turned into a tool, e.g. a parameter type with no JSON schema."""
+
+
+class StoreError(KeelError):
+    """The store cannot be opened, read or written."""
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this version of Keel understands."""
+
+
+class UnknownRunError(KeelError):
+    """No run with the given id exists in the store."""
+
+
+class ConflictError(KeelError):
+    """A concurrent writer changed the record first (version check failed)."""
+
+
+class ReviewError(KeelError):
+    """A review item is unknown or was already decided."""
+
+
+class ModelRequestsDisabledError(KeelError):
+    """A real provider was asked to make a request while model requests are disabled (tests)."""
+
+
+class ModelError(KeelError):
+    """A provider call failed or returned something unusable.
+
+    Attributes:
+        retryable: whether trying again may succeed (429, 5xx, timeouts, connection errors).
+        status_code: the HTTP status, when there was one.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code

@@ -1,0 +1,99 @@
+"""The run journal: one append-only list of events per run.
+
+The journal is at once the decision trace, the tool-call log, the token ledger, the audit trail and the
+checkpoint a run resumes from. Every part of Keel records what happened as an `Event` with one of the kinds
+below; there are no parallel logs.
+
+Event kinds (`EventKind`): when each is written, and its payload keys.
+
+- `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema.
+- `model_called`: a model call returned or failed. model, step, text, tool_calls, finish_reason, provider_id,
+  reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
+  the events whose data it saw), error.
+- `tool_called`: a tool ran. call_id, tool, arguments, outcome (ok | error | timeout), result, error, attempt,
+  severity, side_effects, idempotency_key.
+- `tool_rejected`: a proposed call was refused before running. call_id, tool, arguments, reason, rejections.
+- `guard_verdict`: a guard judged an input or an output. guard, verdict (pass | fail | …), detail.
+- `budget_reserved`: worst-case spend reserved before a call. tokens, cost_usd, limit.
+- `budget_refused`: a call was refused because a limit would be crossed. limit, needed, remaining.
+- `escalated`: the run paused for a person. reason, review_id.
+- `review_decided`: a person approved or denied. review_id, decision, by, note.
+- `retry_scheduled`: a failed call will be tried again. attempt, delay_s, error.
+- `fallback_used`: an alternative tool or model replaced a failed one. from, to, reason.
+- `loop_detected`: the run returned to a state it had visited. state_hash, step.
+- `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd.
+- `checkpoint`: a resumable point was reached. step.
+- `plan_version`: a plan was made or revised. version, steps.
+- `run_finished`: a run ended. status, reason, output, report.
+
+Phases (`Phase`) attribute tokens and cost: routing, planning, execution, replanning, recovery, validation,
+summarization.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Event", "EventKind", "Phase"]
+
+
+class EventKind(StrEnum):
+    """The journal's vocabulary: every event is one of these."""
+
+    RUN_STARTED = "run_started"
+    MODEL_CALLED = "model_called"
+    TOOL_CALLED = "tool_called"
+    TOOL_REJECTED = "tool_rejected"
+    GUARD_VERDICT = "guard_verdict"
+    BUDGET_RESERVED = "budget_reserved"
+    BUDGET_REFUSED = "budget_refused"
+    ESCALATED = "escalated"
+    REVIEW_DECIDED = "review_decided"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FALLBACK_USED = "fallback_used"
+    LOOP_DETECTED = "loop_detected"
+    CACHE_HIT = "cache_hit"
+    CHECKPOINT = "checkpoint"
+    PLAN_VERSION = "plan_version"
+    RUN_FINISHED = "run_finished"
+
+
+class Phase(StrEnum):
+    """What part of the work an event's tokens and cost are spent on (O3)."""
+
+    ROUTING = "routing"
+    PLANNING = "planning"
+    EXECUTION = "execution"
+    REPLANNING = "replanning"
+    RECOVERY = "recovery"
+    VALIDATION = "validation"
+    SUMMARIZATION = "summarization"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One immutable entry of a run's journal."""
+
+    run_id: str
+    """The run this event belongs to."""
+    seq: int
+    """Position in the run's journal, starting at 1, without gaps."""
+    kind: EventKind
+    """What happened."""
+    phase: Phase = Phase.EXECUTION
+    """The phase the event's tokens and cost are attributed to."""
+    payload: dict[str, Any] = field(default_factory=dict)
+    """Kind-specific details (JSON-serializable); see the table in this module's docstring."""
+    tokens_in: int = 0
+    """Input tokens spent by this event (model calls)."""
+    tokens_out: int = 0
+    """Output tokens spent by this event (model calls)."""
+    cost_usd: float = 0.0
+    """Money spent by this event."""
+    latency_ms: float = 0.0
+    """Wall time of the call this event records."""
+    ts: float = field(default_factory=time.time)
+    """Unix time the event was recorded."""

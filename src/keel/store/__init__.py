@@ -1,0 +1,41 @@
+"""Stores: where runs and their journals live. `open_store()` picks one from a URL or ``KEEL_STORE``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from keel.errors import ConfigError
+from keel.store.base import RunRecord, Store
+from keel.store.memory import MemoryStore
+from keel.store.sqlite import SQLiteStore
+
+__all__ = ["DEFAULT_STORE_PATH", "MemoryStore", "RunRecord", "SQLiteStore", "Store", "open_store"]
+
+DEFAULT_STORE_PATH = Path(".keel") / "keel.db"
+
+
+def open_store(url: str | os.PathLike[str] | None = None) -> Store:
+    """Open the store named by `url`, else by ``KEEL_STORE``, else ``.keel/keel.db``.
+
+    Accepted forms: a file path, ``sqlite:///relative/or/absolute/path.db``, and ``memory://`` (in-process,
+    nothing kept).
+    """
+    target = str(url) if url is not None else os.environ.get("KEEL_STORE") or str(DEFAULT_STORE_PATH)
+    if target in ("memory://", ":memory:"):
+        return MemoryStore()
+    if target.startswith("sqlite://"):
+        path = target.removeprefix("sqlite://")
+        if path.startswith("/") and not path.startswith("//"):
+            path = path[1:]  # sqlite:///rel.db → rel.db; sqlite:////abs.db → /abs.db
+        elif path.startswith("//"):
+            path = path[1:]
+        if not path:
+            raise ConfigError(f"store URL {target!r} names no file")
+        return SQLiteStore(path)
+    if "://" in target:
+        scheme = target.split("://", 1)[0]
+        raise ConfigError(
+            f"unsupported store URL scheme {scheme!r} in {target!r}; use a file path, sqlite:///path.db or memory://"
+        )
+    return SQLiteStore(target)

@@ -1,0 +1,55 @@
+"""SQLite schema, versioned: migration N brings a store from version N-1 to N.
+
+Later issues append to `MIGRATIONS`; never edit a released migration. The version lives in
+``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs and their append-only journals.
+    """
+    CREATE TABLE runs (
+        run_id        TEXT PRIMARY KEY,
+        agent         TEXT NOT NULL,
+        session_id    TEXT,
+        task          TEXT NOT NULL,
+        model         TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        started_at    REAL NOT NULL,
+        finished_at   REAL,
+        steps         INTEGER NOT NULL DEFAULT 0,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd      REAL NOT NULL DEFAULT 0,
+        output        TEXT,
+        report        TEXT,
+        reason        TEXT
+    );
+    CREATE INDEX runs_by_start ON runs (started_at DESC);
+    CREATE INDEX runs_by_session ON runs (session_id, started_at DESC);
+    CREATE INDEX runs_by_agent ON runs (agent, started_at DESC);
+    CREATE TABLE events (
+        run_id     TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        phase      TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        tokens_in  INTEGER NOT NULL DEFAULT 0,
+        tokens_out INTEGER NOT NULL DEFAULT 0,
+        cost_usd   REAL NOT NULL DEFAULT 0,
+        latency_ms REAL NOT NULL DEFAULT 0,
+        ts         REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_by_kind ON events (kind, ts);
+    CREATE TRIGGER events_are_append_only BEFORE UPDATE ON events
+    BEGIN
+        SELECT RAISE(ABORT, 'the journal is append-only');
+    END;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

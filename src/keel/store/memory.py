@@ -1,0 +1,77 @@
+"""An in-process store for tests and throwaway runs: same semantics as SQLite, nothing on disk."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from keel.errors import StoreError, UnknownRunError
+from keel.journal import Event
+from keel.result import RunStatus
+from keel.store.base import RunRecord
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Runs and journals in dictionaries; lost when the process ends."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunRecord] = {}
+        self._events: dict[str, list[Event]] = {}
+
+    async def create_run(self, run: RunRecord) -> None:
+        """Insert a new run."""
+        if run.run_id in self._runs:
+            raise StoreError(f"run {run.run_id!r} already exists")
+        self._runs[run.run_id] = dataclasses.replace(run)
+        self._events[run.run_id] = []
+
+    async def update_run(self, run: RunRecord) -> None:
+        """Write a run's status, totals, output and report."""
+        if run.run_id not in self._runs:
+            raise UnknownRunError(f"no run {run.run_id!r} in the in-memory store")
+        self._runs[run.run_id] = dataclasses.replace(run, output=copy.deepcopy(run.output))
+
+    async def append(self, event: Event) -> None:
+        """Append one event; `(run_id, seq)` must be new, as in every store."""
+        journal = self._events.setdefault(event.run_id, [])
+        if journal and journal[-1].seq >= event.seq:
+            raise StoreError(f"event {event.run_id}/{event.seq} already recorded: the journal is append-only")
+        journal.append(event)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id; `UnknownRunError` when there is none."""
+        try:
+            return dataclasses.replace(self._runs[run_id])
+        except KeyError:
+            raise UnknownRunError(f"no run {run_id!r} in the in-memory store") from None
+
+    async def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        agent: str | None = None,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[RunRecord]:
+        """Most recent runs first, optionally filtered."""
+        runs = [
+            dataclasses.replace(r)
+            for r in self._runs.values()
+            if (agent is None or r.agent == agent)
+            and (session_id is None or r.session_id == session_id)
+            and (status is None or r.status == status)
+        ]
+        runs.sort(key=lambda r: r.started_at, reverse=True)
+        return runs[:limit]
+
+    async def events(self, run_id: str) -> list[Event]:
+        """The journal of a run in order."""
+        await self.get_run(run_id)
+        return list(self._events.get(run_id, ()))
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,229 @@
+"""The embedded store: one SQLite file in WAL mode, zero configuration.
+
+Each event is its own committed transaction. With WAL and ``synchronous=NORMAL`` a commit reaches the
+database file's log before `append` returns, so a process that dies between steps loses nothing it recorded
+(only a power cut can lose the last commits, which ``KEEL_SQLITE_SYNC=FULL`` prevents). Calls are made
+directly on the event loop's thread: a local commit takes microseconds, less than a hop to a worker thread.
+A lock serializes the connection for programs that share one store between threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from keel.errors import StoreError, StoreVersionError, UnknownRunError
+from keel.journal import Event, EventKind, Phase
+from keel.result import RunStatus
+from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
+from keel.store.base import RunRecord
+
+__all__ = ["SQLiteStore"]
+
+_RUN_COLUMNS = (
+    "run_id, agent, session_id, task, model, status, started_at, finished_at, steps, "
+    "input_tokens, output_tokens, cost_usd, output, report, reason"
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class SQLiteStore:
+    """Runs and journals in one SQLite file (default ``.keel/keel.db``)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
+            if sync not in ("NORMAL", "FULL"):
+                raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
+            conn.execute(f"PRAGMA synchronous={sync}")
+            conn.execute("PRAGMA busy_timeout=10000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the store at {self.path}: {exc}. Check that the directory exists and is "
+                "writable, or point KEEL_STORE at another file."
+            ) from exc
+        return conn
+
+    def _migrate(self) -> None:
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"the store at {self.path} has schema version {version}, newer than this Keel "
+                    f"understands ({SCHEMA_VERSION}); upgrade keel-agents"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then skip
+                try:
+                    version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                    for number in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in _split(MIGRATIONS[number - 1]):
+                            self._conn.execute(statement)
+                        self._conn.execute(f"PRAGMA user_version={number}")
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prepare the store at {self.path}: {exc}") from exc
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+
+    async def create_run(self, run: RunRecord) -> None:
+        """Insert a new run."""
+        self._write(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", _run_row(run))
+
+    async def update_run(self, run: RunRecord) -> None:
+        """Write a run's status, totals, output and report."""
+        row = _run_row(run)
+        self._write(
+            "UPDATE runs SET status=?, finished_at=?, steps=?, input_tokens=?, output_tokens=?, cost_usd=?, "
+            "output=?, report=?, reason=? WHERE run_id=?",
+            (*row[5:6], *row[7:], run.run_id),
+        )
+
+    async def append(self, event: Event) -> None:
+        """Append one event and commit it."""
+        self._write(
+            "INSERT INTO events (run_id, seq, kind, phase, payload, tokens_in, tokens_out, cost_usd, "
+            "latency_ms, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.run_id,
+                event.seq,
+                event.kind.value,
+                event.phase.value,
+                _dumps(event.payload),
+                event.tokens_in,
+                event.tokens_out,
+                event.cost_usd,
+                event.latency_ms,
+                event.ts,
+            ),
+        )
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id; `UnknownRunError` when there is none."""
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
+        return _run_record(rows[0])
+
+    async def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        agent: str | None = None,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[RunRecord]:
+        """Most recent runs first, optionally filtered."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("agent", agent), ("session_id", session_id), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(str(value))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC LIMIT ?", (*params, limit))
+        return [_run_record(row) for row in rows]
+
+    async def events(self, run_id: str) -> list[Event]:
+        """The journal of a run in order."""
+        await self.get_run(run_id)
+        rows = self._read(
+            "SELECT run_id, seq, kind, phase, payload, tokens_in, tokens_out, cost_usd, latency_ms, ts "
+            "FROM events WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        )
+        return [
+            Event(r[0], r[1], EventKind(r[2]), Phase(r[3]), json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    current = ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def _run_row(run: RunRecord) -> tuple[Any, ...]:
+    return (
+        run.run_id,
+        run.agent,
+        run.session_id,
+        run.task,
+        run.model,
+        run.status.value,
+        run.started_at,
+        run.finished_at,
+        run.steps,
+        run.input_tokens,
+        run.output_tokens,
+        run.cost_usd,
+        None if run.output is None else _dumps(run.output),
+        None if run.report is None else _dumps(run.report),
+        run.reason,
+    )
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        agent=row[1],
+        session_id=row[2],
+        task=row[3],
+        model=row[4],
+        status=RunStatus(row[5]),
+        started_at=row[6],
+        finished_at=row[7],
+        steps=row[8],
+        input_tokens=row[9],
+        output_tokens=row[10],
+        cost_usd=row[11],
+        output=None if row[12] is None else json.loads(row[12]),
+        report=None if row[13] is None else json.loads(row[13]),
+        reason=row[14],
+    )

@@ -1,0 +1,9 @@
+"""Tools: the `@tool` decorator, the `Tool` it produces, the per-agent `ToolRegistry`, and `ToolContext`."""
+
+from __future__ import annotations
+
+from keel.tools.context import ToolContext
+from keel.tools.registry import ToolRegistry
+from keel.tools.tool import Severity, Tool, tool
+
+__all__ = ["Severity", "Tool", "ToolContext", "ToolRegistry", "tool"]

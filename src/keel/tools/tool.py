@@ -1,0 +1,124 @@
+"""`@tool`: turn a plain function into a `Tool` a model can call, with its schema and its risk."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, overload
+
+from pydantic import BaseModel
+
+from keel.errors import ToolDefinitionError
+from keel.tools._schema import function_schema
+
+__all__ = ["Severity", "Tool", "tool"]
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function a model may call, with everything Keel needs to govern the call."""
+
+    name: str
+    """The name the model uses."""
+    description: str
+    """What the tool does, from the docstring's summary unless given."""
+    parameters: dict[str, Any]
+    """JSON schema of the arguments, from the type hints; `ToolContext` parameters excluded."""
+    function: Callable[..., Any]
+    """The wrapped function, sync or async."""
+    args_model: type[BaseModel]
+    """Validates the arguments a model proposes."""
+    context_param: str | None = None
+    """The parameter that receives the `ToolContext`, if any."""
+    is_async: bool = False
+    severity: Severity = "low"
+    """How much harm a wrong call can do: low, medium, high or critical (escalation policy keys on it)."""
+    side_effects: bool = False
+    """True when the call changes the world (payments, emails, writes): never cached, idempotency key given."""
+    timeout_s: float = 30.0
+    """Wall-time limit of one call; the run's remaining time caps it further."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly (handy in tests)."""
+        return self.function(*args, **kwargs)
+
+
+def _make_tool(
+    func: Callable[..., Any],
+    *,
+    name: str | None,
+    description: str | None,
+    severity: Severity,
+    side_effects: bool,
+    timeout_s: float,
+) -> Tool:
+    if not callable(func):
+        raise ToolDefinitionError(f"@tool needs a function, got {func!r}")
+    tool_name: str = name or str(getattr(func, "__name__", ""))
+    if not tool_name.isidentifier():
+        raise ToolDefinitionError(f"tool name {tool_name!r} must be a valid identifier")
+    if severity not in SEVERITIES:
+        raise ToolDefinitionError(f"tool {tool_name!r}: severity must be one of {SEVERITIES}, got {severity!r}")
+    if timeout_s <= 0:
+        raise ToolDefinitionError(f"tool {tool_name!r}: timeout_s must be positive, got {timeout_s!r}")
+    schema = function_schema(func, tool_name, description)
+    return Tool(
+        name=tool_name,
+        description=schema.description,
+        parameters=schema.parameters,
+        function=func,
+        args_model=schema.args_model,
+        context_param=schema.context_param,
+        is_async=inspect.iscoroutinefunction(func),
+        severity=severity,
+        side_effects=side_effects,
+        timeout_s=float(timeout_s),
+    )
+
+
+@overload
+def tool(func: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    severity: Severity = "low",
+    side_effects: bool = False,
+    timeout_s: float = 30.0,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    severity: Severity = "low",
+    side_effects: bool = False,
+    timeout_s: float = 30.0,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Declare a tool: ``@tool`` or ``@tool(severity="high", side_effects=True)``.
+
+    The schema comes from the type hints, the description from the docstring (Google style ``Args:``
+    entries describe the parameters). A parameter annotated `ToolContext` receives the call's context and is
+    left out of the schema. Unsupported parameter types raise `ToolDefinitionError` here, at import time,
+    not when a model first calls the tool.
+    """
+    make = functools.partial(
+        _make_tool,
+        name=name,
+        description=description,
+        severity=severity,
+        side_effects=side_effects,
+        timeout_s=timeout_s,
+    )
+    return make(func) if func is not None else make

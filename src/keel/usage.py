@@ -1,0 +1,59 @@
+"""Token and cost accounting for one run, broken down by phase (O3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keel.journal import Phase
+
+__all__ = ["PhaseUsage", "Usage"]
+
+
+@dataclass(slots=True)
+class PhaseUsage:
+    """Tokens and cost spent in one phase of a run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
+    """Model calls made in this phase."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Usage:
+    """What a run consumed: model tokens, money, calls; totals and per phase."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
+    """Model calls made (failed calls included: they may still be billed)."""
+    tool_calls: int = 0
+    """Tool executions (rejected calls are not counted: they never ran)."""
+    by_phase: dict[Phase, PhaseUsage] = field(default_factory=dict)
+    """The same figures per phase; keys are `Phase` values, which compare equal to their names."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def add_request(self, phase: Phase, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        """Account one model call to the totals and to `phase`."""
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost_usd += cost_usd
+        self.requests += 1
+        per_phase = self.by_phase.get(phase)
+        if per_phase is None:
+            per_phase = self.by_phase[phase] = PhaseUsage()
+        per_phase.input_tokens += input_tokens
+        per_phase.output_tokens += output_tokens
+        per_phase.cost_usd += cost_usd
+        per_phase.requests += 1
