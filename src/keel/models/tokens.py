@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,9 +45,14 @@ class _Encoding(Protocol):
 
 @lru_cache(maxsize=4)
 def _encoding(name: str) -> _Encoding:
-    import bpe_openai  # imported lazily: loading a vocabulary takes tens of milliseconds
+    with warnings.catch_warnings():
+        # bpe-openai 0.1.x reads its bundled vocabulary with importlib.resources.open_binary, deprecated
+        # since Python 3.11; harmless, and it must not fail programs that turn warnings into errors.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai  # imported lazily: loading a vocabulary takes tens of milliseconds
 
-    enc: _Encoding = bpe_openai.get_encoding(name)
+        enc: _Encoding = bpe_openai.get_encoding(name)
+        enc.encode_ordinary("load")  # the vocabulary loads on first use
     return enc
 
 

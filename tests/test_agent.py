@@ -1,0 +1,330 @@
+import asyncio
+import json
+import time
+
+import pytest
+from pydantic import BaseModel
+
+import keel.models
+from keel import Agent, Budget, EventKind, Phase, RunStatus, ToolContext, tool
+from keel.errors import ConfigError, ModelRequestsDisabledError
+from keel.models import ModelRequest, ModelResponse, RequestUsage
+from keel.store import MemoryStore
+from keel.testing import FunctionModel, ScriptedModel, call, calls, fail, raw_call, reply
+
+ORDERS = {"1234": {"id": "1234", "status": "shipped", "total": 42.5}}
+
+
+@tool
+def get_order(order_id: str) -> dict[str, object]:
+    """Look up an order by id."""
+    return ORDERS[order_id]
+
+
+def kinds(result):
+    return [e.kind.value for e in result.events]
+
+
+def agent_with(model, *, tools=(get_order,), **kwargs) -> Agent:
+    return Agent("support", model, instructions="You help customers.", tools=list(tools), store=MemoryStore(), **kwargs)
+
+
+async def test_completes_with_a_tool_call_and_journals_every_step():
+    model = ScriptedModel([call("get_order", order_id="1234"), reply("Order 1234 shipped.")], usage=(120, 30))
+    agent = agent_with(model)
+    result = await agent.run("Where is order 1234?", session_id="u42")
+
+    assert result.status is RunStatus.COMPLETED
+    assert result.output == "Order 1234 shipped."
+    assert kinds(result) == ["run_started", "model_called", "tool_called", "model_called", "run_finished"]
+    assert [e.seq for e in result.events] == [1, 2, 3, 4, 5]
+    tool_event = result.events[2]
+    assert tool_event.payload["arguments"] == {"order_id": "1234"}
+    assert json.loads(tool_event.payload["result"]) == ORDERS["1234"]
+    assert tool_event.payload["outcome"] == "ok" and tool_event.payload["attempt"] == 1
+    assert tool_event.latency_ms >= 0
+    # The model's second turn saw the tool result.
+    last_seen = model.requests[1].messages[-1]
+    assert last_seen.role == "tool" and json.loads(last_seen.content)["status"] == "shipped"
+    # The journal in the store is the one in the result.
+    assert await agent.store.events(result.run_id) == result.events
+    row = await agent.store.get_run(result.run_id)
+    assert (row.status, row.session_id, row.steps, row.total_tokens) == (RunStatus.COMPLETED, "u42", 2, 300)
+
+
+async def test_usage_and_cost_are_accounted_per_call_and_phase():
+    model = ScriptedModel(
+        [call("get_order", order_id="nope"), call("get_order", order_id="1234"), reply("done")],
+        usage=[(1000, 100), (2000, 200), (3000, 300)],
+        price=(0.15, 0.60),
+    )
+    result = await agent_with(model).run("order?")
+    usage = result.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.requests, usage.tool_calls) == (6000, 600, 3, 2)
+    assert usage.cost_usd == pytest.approx((6000 * 0.15 + 600 * 0.60) / 1e6)
+    # The failing lookup (KeyError) sends the next turn to recovery.
+    assert usage.by_phase[Phase.EXECUTION].input_tokens == 4000
+    assert usage.by_phase["recovery"].input_tokens == 2000
+    model_events = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert [e.tokens_in for e in model_events] == [1000, 2000, 3000]
+    assert sum(e.cost_usd for e in result.events) == pytest.approx(usage.cost_usd)
+
+
+async def test_unknown_tool_is_rejected_fed_back_and_the_model_can_correct():
+    model = ScriptedModel([call("get_ordr", order_id="1234"), call("get_order", order_id="1234"), reply("ok")])
+    result = await agent_with(model).run("order?")
+    assert result.status is RunStatus.COMPLETED
+    rejected = next(e for e in result.events if e.kind is EventKind.TOOL_REJECTED)
+    assert rejected.payload["tool"] == "get_ordr"
+    assert "Unknown tool 'get_ordr'" in rejected.payload["reason"]
+    feedback = model.requests[1].messages[-1]
+    assert feedback.is_error and "Did you mean 'get_order'?" in feedback.content
+
+
+async def test_invalid_json_and_schema_failures_are_rejected_before_running():
+    ran = []
+
+    @tool
+    def lookup(order_id: str) -> str:
+        """Look up."""
+        ran.append(order_id)
+        return "found"
+
+    model = ScriptedModel(
+        [raw_call("lookup", '{"order_id": '), call("lookup", order=1), call("lookup", order_id="1"), reply("ok")]
+    )
+    result = await agent_with(model, tools=[lookup]).run("x")
+    reasons = [e.payload["reason"] for e in result.events if e.kind is EventKind.TOOL_REJECTED]
+    assert "not valid JSON" in reasons[0]
+    assert "order_id: Field required" in reasons[1] and "order: Extra inputs are not permitted" in reasons[1]
+    assert ran == ["1"]
+    assert result.status is RunStatus.COMPLETED
+
+
+async def test_rejections_are_bounded_then_the_run_ends_partial():
+    model = ScriptedModel([call("delete_db") for _ in range(10)])
+    result = await agent_with(model, budget=Budget(max_tool_rejections=3)).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert "too many rejected tool calls (3" in result.report.reason
+    assert kinds(result).count("tool_rejected") == 3
+    assert len(model.requests) == 3
+
+
+async def test_tool_exceptions_and_unserializable_results_go_back_to_the_model():
+    @tool
+    def explode() -> str:
+        """Fails."""
+        raise RuntimeError("database is down")
+
+    @tool
+    def weird() -> object:
+        """Returns something JSON cannot hold."""
+        return object()
+
+    model = ScriptedModel([calls(("explode", {}), ("weird", {})), reply("sorry, both failed")])
+    result = await agent_with(model, tools=[explode, weird]).run("x")
+    assert result.status is RunStatus.COMPLETED
+    events = {e.payload["tool"]: e.payload for e in result.events if e.kind is EventKind.TOOL_CALLED}
+    assert events["explode"]["outcome"] == "error"
+    assert "RuntimeError: database is down" in events["explode"]["error"]
+    assert "cannot be serialized to JSON" in events["weird"]["error"]
+    replies = [m for m in model.requests[1].messages if m.role == "tool"]
+    assert all(m.is_error for m in replies)
+
+
+async def test_a_tool_timeout_is_enforced():
+    @tool(timeout_s=0.05)
+    async def slow() -> str:
+        """Slow."""
+        await asyncio.sleep(10)
+        return "never"
+
+    model = ScriptedModel([call("slow"), reply("gave up")])
+    started = time.monotonic()
+    result = await agent_with(model, tools=[slow]).run("x")
+    assert time.monotonic() - started < 5
+    event = next(e for e in result.events if e.kind is EventKind.TOOL_CALLED)
+    assert event.payload["outcome"] == "timeout" and "timed out" in event.payload["error"]
+
+
+async def test_parallel_tool_calls_run_concurrently():
+    barrier = asyncio.Barrier(2)
+
+    @tool
+    async def wait_for_partner(name: str) -> str:
+        """Only returns when the other call is running too."""
+        async with asyncio.timeout(2):
+            await barrier.wait()
+        return name
+
+    model = ScriptedModel([calls(("wait_for_partner", {"name": "a"}), ("wait_for_partner", {"name": "b"})), reply("ok")])
+    result = await agent_with(model, tools=[wait_for_partner]).run("x")
+    outcomes = [e.payload["outcome"] for e in result.events if e.kind is EventKind.TOOL_CALLED]
+    assert outcomes == ["ok", "ok"]
+    # Results go back in the order the model asked for them.
+    assert [m.content for m in model.requests[1].messages if m.role == "tool"] == ["a", "b"]
+
+
+async def test_tool_context_carries_run_identity_and_a_stable_idempotency_key():
+    seen: list[ToolContext] = []
+
+    @tool(side_effects=True)
+    def pay(ctx: ToolContext, amount: float) -> str:
+        """Pay."""
+        seen.append(ctx)
+        return "paid"
+
+    model = ScriptedModel([calls(("pay", {"amount": 1}), ("pay", {"amount": 1})), reply("ok")])
+    agent = agent_with(model, tools=[pay])
+    result = await agent.run("x", session_id="s1")
+    assert {c.run_id for c in seen} == {result.run_id}
+    assert seen[0].session_id == "s1" and seen[0].store is agent.store
+    keys = [c.idempotency_key for c in seen]
+    assert keys[0] != keys[1], "two identical calls in one turn are two payments"
+    journaled = [e.payload["idempotency_key"] for e in result.events if e.kind is EventKind.TOOL_CALLED]
+    assert sorted(journaled) == sorted(keys)
+
+
+class Answer(BaseModel):
+    order_id: str
+    status: str
+
+
+async def test_typed_output_is_validated():
+    model = ScriptedModel([reply(Answer(order_id="1234", status="shipped"))])
+    result = await agent_with(model, output=Answer).run("x")
+    assert result.status is RunStatus.COMPLETED
+    assert result.output == Answer(order_id="1234", status="shipped")
+    assert model.requests[0].output_schema["required"] == ["order_id", "status"]
+
+
+async def test_typed_output_gets_a_bounded_correction():
+    model = ScriptedModel([reply({"order_id": "1234"}), reply('```json\n{"order_id": "1234", "status": "late"}\n```')])
+    result = await agent_with(model, output=Answer).run("x")
+    assert result.status is RunStatus.COMPLETED
+    assert result.output.status == "late"
+    verdicts = [e for e in result.events if e.kind is EventKind.GUARD_VERDICT]
+    assert [v.payload["verdict"] for v in verdicts] == ["fail", "pass"]
+    assert "status: Field required" in model.requests[1].messages[-1].content
+    assert result.usage.by_phase[Phase.VALIDATION].requests == 1
+
+    stubborn = ScriptedModel([reply("not json")] * 5)
+    result = await agent_with(stubborn, output=Answer, max_output_retries=2).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert result.output == "not json"
+    assert len(stubborn.requests) == 3
+    assert "output failed schema validation" in result.report.reason
+
+
+async def test_step_budget_ends_partial_with_the_best_output_and_a_report():
+    model = ScriptedModel([call("get_order", order_id="1234")] * 10)
+    result = await agent_with(model, budget=Budget(max_steps=3)).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert "max_steps=3" in result.report.reason
+    assert json.loads(result.output)["status"] == "shipped"
+    assert result.report.steps == 3 and len(model.requests) == 3
+    assert len(result.report.done) == 3 and "final answer" in result.report.not_done
+    assert result.events[-1].payload["status"] == "partial"
+
+
+async def test_token_budget_is_never_crossed():
+    model = ScriptedModel([call("get_order", order_id="1234")] * 10, usage=(100, 50))
+    result = await agent_with(model, budget=Budget(max_tokens=400), max_output_tokens=50).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert result.usage.total_tokens <= 400
+    refused = result.events[-2]
+    assert refused.kind is EventKind.BUDGET_REFUSED and refused.payload["limit"] == "max_tokens=400"
+    assert "budget exhausted" in result.report.reason
+
+
+async def test_the_last_affordable_call_gets_a_smaller_output_allowance():
+    model = ScriptedModel([call("get_order", order_id="1234"), reply("done")], usage=(100, 500))
+    result = await agent_with(model, budget=Budget(max_tokens=900), max_output_tokens=500).run("x")
+    assert [r.max_output_tokens for r in model.requests] == [500, 200]
+    assert result.usage.total_tokens <= 900
+
+
+async def test_cost_budget_is_never_crossed():
+    model = ScriptedModel([call("get_order", order_id="1234")] * 50, usage=(10_000, 1_000), price=(2.5, 10.0))
+    result = await agent_with(model, budget=Budget(max_cost_usd=0.10), max_output_tokens=1000).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert 0 < result.usage.cost_usd <= 0.10
+    assert "max_cost_usd=0.1" in result.report.reason
+
+
+async def test_wall_time_budget_stops_a_slow_model():
+    async def slow(request: ModelRequest) -> ModelResponse:
+        await asyncio.sleep(10)
+        return ModelResponse(text="late")
+
+    started = time.monotonic()
+    result = await agent_with(FunctionModel(slow), budget=Budget(timeout_s=0.1)).run("x")
+    assert time.monotonic() - started < 5
+    assert result.status is RunStatus.FAILED
+    assert "wall-time budget exhausted" in result.report.reason
+
+
+async def test_model_failure_is_an_outcome_not_an_exception():
+    result = await agent_with(ScriptedModel([fail("provider down")])).run("x")
+    assert result.status is RunStatus.FAILED
+    assert "provider down" in result.report.reason
+
+    after_progress = ScriptedModel([call("get_order", order_id="1234"), fail("provider down")])
+    result = await agent_with(after_progress).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert json.loads(result.output)["id"] == "1234"
+
+
+async def test_a_cut_off_answer_is_partial():
+    def truncated(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(text="Order 1234 is", finish_reason="length", usage=RequestUsage(10, 5))
+
+    result = await agent_with(FunctionModel(truncated)).run("x")
+    assert result.status is RunStatus.PARTIAL
+    assert result.output == "Order 1234 is" and "cut off" in result.report.reason
+
+
+async def test_decision_trace_links_each_model_call_to_what_informed_it():
+    model = ScriptedModel([call("get_order", order_id="1234"), reply("ok")])
+    result = await agent_with(model).run("x")
+    first, second = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert first.payload["informed_by"] == [1]
+    assert second.payload["informed_by"] == [first.seq, first.seq + 1]
+    assert first.payload["alternatives"] == ["get_order"]
+
+
+async def test_programming_errors_propagate_but_the_run_is_still_closed(monkeypatch):
+    monkeypatch.setattr(keel.models, "ALLOW_MODEL_REQUESTS", False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    agent = Agent("real", "openai:gpt-4o-mini", store=MemoryStore())
+    with pytest.raises(ModelRequestsDisabledError):
+        await agent.run("x")
+    (run,) = await agent.store.list_runs()
+    assert run.status is RunStatus.FAILED
+
+
+async def test_run_sync_inside_an_event_loop_is_a_clear_error():
+    with pytest.raises(ConfigError, match="await agent.run"):
+        agent_with(ScriptedModel([reply("x")])).run_sync("x")
+
+
+def test_a_cost_budget_needs_a_known_price(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with pytest.raises(ConfigError, match="pricing table"):
+        Agent("a", "openai:my-private-model", budget=Budget(max_cost_usd=1.0), store="memory://")
+
+
+def test_bad_agent_configuration_is_refused():
+    with pytest.raises(ConfigError):
+        Budget(max_steps=0)
+    with pytest.raises(ConfigError):
+        Budget(max_cost_usd=-1)
+    with pytest.raises(ConfigError):
+        Agent("", ScriptedModel([]))
+    with pytest.raises(ConfigError, match="task must be a string"):
+        agent_with(ScriptedModel([])).run_sync(123)  # type: ignore[arg-type]
+
+
+def test_run_sync_works_without_a_loop():
+    result = agent_with(ScriptedModel([reply("hi")])).run_sync("hello")
+    assert result.ok and result.output == "hi"

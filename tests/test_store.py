@@ -1,0 +1,200 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from keel import Event, EventKind, Phase, RunStatus, open_store
+from keel.errors import ConfigError, StoreError, StoreVersionError, UnknownRunError
+from keel.store import MemoryStore, RunRecord, SQLiteStore, Store
+from keel.store._migrations import SCHEMA_VERSION
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path: Path):
+    s: Store = SQLiteStore(tmp_path / "s.db") if request.param == "sqlite" else MemoryStore()
+    yield s
+    s.close()
+
+
+def run_record(run_id: str, **kw) -> RunRecord:
+    return RunRecord(run_id=run_id, agent=kw.pop("agent", "a"), task="t", model="m", started_at=kw.pop("t", 1.0), **kw)
+
+
+async def test_runs_and_journals_round_trip(store):
+    await store.create_run(run_record("r1", session_id="s1"))
+    await store.append(Event("r1", 1, EventKind.RUN_STARTED, Phase.EXECUTION, {"task": "héllo"}))
+    await store.append(
+        Event("r1", 2, EventKind.MODEL_CALLED, Phase.ROUTING, {"text": "x"}, 10, 5, 0.001, 12.5, ts=2.0)
+    )
+    events = await store.events("r1")
+    assert [(e.seq, e.kind, e.phase) for e in events] == [
+        (1, EventKind.RUN_STARTED, Phase.EXECUTION),
+        (2, EventKind.MODEL_CALLED, Phase.ROUTING),
+    ]
+    assert events[0].payload == {"task": "héllo"}
+    assert (events[1].tokens_in, events[1].tokens_out, events[1].cost_usd, events[1].latency_ms) == (10, 5, 0.001, 12.5)
+
+    done = run_record("r1", session_id="s1", status=RunStatus.PARTIAL, steps=3, input_tokens=10, output_tokens=5)
+    done.output, done.report, done.reason, done.finished_at = {"a": 1}, {"reason": "max_steps"}, "max_steps", 3.0
+    await store.update_run(done)
+    row = await store.get_run("r1")
+    assert (row.status, row.steps, row.total_tokens, row.output, row.report) == (
+        RunStatus.PARTIAL,
+        3,
+        15,
+        {"a": 1},
+        {"reason": "max_steps"},
+    )
+
+
+async def test_list_runs_is_newest_first_and_filters(store):
+    await store.create_run(run_record("old", agent="a", t=1.0, session_id="s1"))
+    await store.create_run(run_record("new", agent="b", t=2.0, session_id="s1"))
+    await store.create_run(run_record("other", agent="a", t=3.0, session_id="s2", status=RunStatus.FAILED))
+    assert [r.run_id for r in await store.list_runs()] == ["other", "new", "old"]
+    assert [r.run_id for r in await store.list_runs(limit=1)] == ["other"]
+    assert [r.run_id for r in await store.list_runs(agent="a")] == ["other", "old"]
+    assert [r.run_id for r in await store.list_runs(session_id="s1")] == ["new", "old"]
+    assert [r.run_id for r in await store.list_runs(status=RunStatus.FAILED)] == ["other"]
+
+
+async def test_unknown_runs_are_a_clear_error(store):
+    with pytest.raises(UnknownRunError, match="no run 'ghost'"):
+        await store.get_run("ghost")
+    with pytest.raises(UnknownRunError):
+        await store.events("ghost")
+
+
+async def test_the_journal_is_append_only(store):
+    await store.create_run(run_record("r1"))
+    await store.append(Event("r1", 1, EventKind.RUN_STARTED))
+    with pytest.raises(StoreError):
+        await store.append(Event("r1", 1, EventKind.RUN_FINISHED))
+
+
+def test_sqlite_refuses_to_rewrite_history(tmp_path: Path):
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO events VALUES ('r', 1, 'run_started', 'execution', '{}', 0, 0, 0, 0, 0)")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE events SET kind = 'run_finished'")
+
+
+def test_sqlite_uses_wal_and_records_its_schema_version(tmp_path: Path):
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    SQLiteStore(path).close()  # reopening an up-to-date store migrates nothing
+
+
+def test_a_store_from_a_newer_keel_is_refused(tmp_path: Path):
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreVersionError, match="upgrade keel-agents"):
+        SQLiteStore(path)
+
+
+def test_a_store_path_that_cannot_be_a_file_is_a_clear_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="KEEL_STORE"):
+        SQLiteStore(blocker / "keel.db")
+    directory = tmp_path / "adir"
+    directory.mkdir()
+    with pytest.raises(StoreError, match="cannot open the store"):
+        SQLiteStore(directory)
+
+
+def test_open_store_reads_urls_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    assert isinstance(open_store("memory://"), MemoryStore)
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    assert isinstance(store, SQLiteStore) and store.path == tmp_path / "a.db"
+    monkeypatch.setenv("KEEL_STORE", str(tmp_path / "env.db"))
+    env_store = open_store()
+    assert isinstance(env_store, SQLiteStore) and env_store.path == tmp_path / "env.db"
+    monkeypatch.delenv("KEEL_STORE")
+    monkeypatch.chdir(tmp_path)
+    default = open_store()
+    assert isinstance(default, SQLiteStore) and default.path == Path(".keel/keel.db")
+    assert (tmp_path / ".keel" / "keel.db").exists()
+    with pytest.raises(ConfigError, match="unsupported store URL scheme 'mongodb'"):
+        open_store("mongodb://x")
+
+
+CRASHING_RUN = textwrap.dedent(
+    """
+    import os, sys
+    from keel import Agent, tool
+    from keel.testing import ScriptedModel, call, reply
+
+    @tool
+    def lookup(order_id: str) -> str:
+        '''Look up an order.'''
+        return "shipped"
+
+    @tool
+    def crash() -> str:
+        '''The process dies here, mid-run.'''
+        os._exit(17)
+
+    model = ScriptedModel([call("lookup", order_id="1"), call("crash"), reply("never")])
+    Agent("crashy", model, tools=[lookup, crash], store=sys.argv[1]).run_sync("go")
+    """
+)
+
+
+def test_events_survive_a_process_that_dies_mid_run(tmp_path: Path):
+    path = tmp_path / "crash.db"
+    proc = subprocess.run([sys.executable, "-c", CRASHING_RUN, str(path)], timeout=60, capture_output=True)
+    assert proc.returncode == 17, proc.stderr.decode()
+    store = SQLiteStore(path)
+    (run,) = store._read("SELECT run_id, status FROM runs", ())
+    assert run[1] == "running"
+    import asyncio
+
+    events = asyncio.run(store.events(run[0]))
+    assert [e.kind.value for e in events] == ["run_started", "model_called", "tool_called", "model_called"]
+    assert events[2].payload["result"] == "shipped"
+
+
+CONCURRENT_WRITER = textwrap.dedent(
+    """
+    import sys
+    from keel import Agent, tool
+    from keel.testing import ScriptedModel, call, reply
+
+    @tool
+    def lookup(order_id: str) -> str:
+        '''Look up an order.'''
+        return "shipped"
+
+    for i in range(int(sys.argv[2])):
+        model = ScriptedModel([call("lookup", order_id=str(i)), reply("done")])
+        assert Agent("w", model, tools=[lookup], store=sys.argv[1]).run_sync("go").ok
+    """
+)
+
+
+def test_several_processes_share_one_sqlite_file(tmp_path: Path):
+    path = tmp_path / "shared.db"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(path), "25"], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    store = SQLiteStore(path)
+    counts = store._read("SELECT count(*), count(DISTINCT run_id) FROM events", ())[0]
+    assert counts == (100 * 5, 100)
+    statuses = store._read("SELECT status, count(*) FROM runs GROUP BY status", ())
+    assert statuses == [("completed", 100)]
