@@ -157,7 +157,9 @@ async def test_parallel_tool_calls_run_concurrently():
             await barrier.wait()
         return name
 
-    model = ScriptedModel([calls(("wait_for_partner", {"name": "a"}), ("wait_for_partner", {"name": "b"})), reply("ok")])
+    model = ScriptedModel(
+        [calls(("wait_for_partner", {"name": "a"}), ("wait_for_partner", {"name": "b"})), reply("ok")]
+    )
     result = await agent_with(model, tools=[wait_for_partner]).run("x")
     outcomes = [e.payload["outcome"] for e in result.events if e.kind is EventKind.TOOL_CALLED]
     assert outcomes == ["ok", "ok"]

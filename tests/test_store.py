@@ -26,9 +26,7 @@ def run_record(run_id: str, **kw) -> RunRecord:
 async def test_runs_and_journals_round_trip(store):
     await store.create_run(run_record("r1", session_id="s1"))
     await store.append(Event("r1", 1, EventKind.RUN_STARTED, Phase.EXECUTION, {"task": "héllo"}))
-    await store.append(
-        Event("r1", 2, EventKind.MODEL_CALLED, Phase.ROUTING, {"text": "x"}, 10, 5, 0.001, 12.5, ts=2.0)
-    )
+    await store.append(Event("r1", 2, EventKind.MODEL_CALLED, Phase.ROUTING, {"text": "x"}, 10, 5, 0.001, 12.5, ts=2.0))
     events = await store.events("r1")
     assert [(e.seq, e.kind, e.phase) for e in events] == [
         (1, EventKind.RUN_STARTED, Phase.EXECUTION),
