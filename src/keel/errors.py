@@ -88,9 +88,18 @@ class ModelError(KeelError):
     Attributes:
         retryable: whether trying again may succeed (429, 5xx, timeouts, connection errors).
         status_code: the HTTP status, when there was one.
+        retry_after_s: how long the provider asked us to wait before trying again (``retry-after``), if it did.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
+        self.retry_after_s = retry_after_s

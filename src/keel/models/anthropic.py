@@ -1,0 +1,146 @@
+"""Anthropic's Claude models through the official `anthropic` SDK (Messages API).
+
+``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` are honoured; with a custom base URL and no key, a
+placeholder key is sent (gateways and compatible servers that do their own auth ignore it). The key is always
+passed explicitly, so the SDK never falls back to reading credential profiles from disk.
+
+Input tokens are estimated, not counted: Claude's tokenizer is not available offline, and Keel does not spend
+a network round trip (the count_tokens endpoint) on a budget check. The estimate errs high, including the
+tool-use system prompt Anthropic adds whenever tools are declared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anthropic
+import httpx2
+
+from keel.errors import ConfigError, ModelError
+from keel.models._anthropic_wire import message_params, to_model_response
+from keel.models._provider import (
+    connection_error,
+    ensure_requests_allowed,
+    redact,
+    resolve_credentials,
+    status_error,
+)
+from keel.models.base import Model, ModelRequest, ModelResponse
+from keel.models.tokens import count_request_tokens
+
+__all__ = ["AnthropicModel", "tool_use_prompt_tokens"]
+
+
+def tool_use_prompt_tokens(model_name: str) -> int:
+    """Input tokens Anthropic adds to a request that declares tools (``tool_choice`` auto).
+
+    Anthropic publishes the figure per model: 346 for the Claude 4 family, 3.7 and 3.5 Sonnet, fewer for the
+    other 3.x models except the retired Claude 3 Opus (530). Counting it keeps a budget check from
+    under-estimating.
+    """
+    return 530 if model_name.startswith("claude-3-opus") else 346
+
+
+class AnthropicModel(Model):
+    """A Claude model behind the Anthropic Messages API, named ``anthropic:<model_name>`` in Keel.
+
+    Args:
+        model_name: the provider's model name, such as ``"claude-sonnet-4-5"``.
+        api_key: the API key; defaults to ``ANTHROPIC_API_KEY``.
+        base_url: the API root; defaults to ``ANTHROPIC_BASE_URL``, then Anthropic.
+        http_client: an `httpx2.AsyncClient` to send requests with (proxies, custom transports, tests).
+        max_retries: retries the SDK makes itself on 408/409/429/5xx/529 and connection errors, before a
+            `ModelError` reaches Keel's own bounded recovery.
+        timeout_s: the timeout of one HTTP attempt, in seconds.
+
+    Raises:
+        MissingCredentialsError: no API key and no custom base URL.
+        ConfigError: a negative `max_retries` or a non-positive `timeout_s`.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        max_retries: int = 2,
+        timeout_s: float = 60.0,
+    ) -> None:
+        if max_retries < 0 or timeout_s <= 0:
+            raise ConfigError(f"max_retries must be >= 0 and timeout_s > 0, got {max_retries}, {timeout_s}")
+        self.model_name = model_name
+        """The model as the provider names it."""
+        self.name = f"anthropic:{model_name}"
+        self._api_key, self._base_url = resolve_credentials(
+            api_key=api_key, base_url=base_url, key_env="ANTHROPIC_API_KEY", base_url_env="ANTHROPIC_BASE_URL"
+        )
+        self._http_client = http_client
+        self._max_retries = max_retries
+        self._timeout_s = timeout_s
+        self._client: anthropic.AsyncAnthropic | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"AnthropicModel({self.model_name!r}, base_url={self._base_url!r})"
+
+    def _sdk(self) -> anthropic.AsyncAnthropic:
+        # One SDK client per event loop, as in OpenAIModel: `run_sync` starts a new loop per call and a
+        # connection pool cannot outlive its loop. A caller's own http_client is theirs to manage.
+        loop = asyncio.get_running_loop()
+        if self._client is None or (self._http_client is None and self._client_loop is not loop):
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                http_client=self._http_client,
+                max_retries=self._max_retries,
+                timeout=self._timeout_s,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send `request` as one Messages API call.
+
+        Raises:
+            ModelRequestsDisabledError: `keel.models.ALLOW_MODEL_REQUESTS` is False.
+            ModelError: the provider failed or answered with nothing usable; ``retryable`` says whether
+                trying again may help (529 overloaded, like 429 and 5xx, is retryable).
+        """
+        ensure_requests_allowed(self.name)
+        client = self._sdk()
+        params = message_params(request)
+        try:
+            message = await client.messages.create(model=self.model_name, **params)
+        except anthropic.APIStatusError as exc:
+            # `from None`: keep the SDK's exception text (which may echo request details) out of tracebacks.
+            raise status_error(
+                self.name,
+                status=exc.status_code,
+                body=exc.body,
+                headers=exc.response.headers,
+                fallback=exc.message,
+                secret=self._api_key,
+                key_env="ANTHROPIC_API_KEY",
+            ) from None
+        except anthropic.APIConnectionError as exc:
+            raise connection_error(
+                self.name,
+                timed_out=isinstance(exc, anthropic.APITimeoutError),
+                timeout_s=self._timeout_s,
+                base_url=str(client.base_url),
+            ) from exc
+        except anthropic.APIResponseValidationError:
+            raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
+        except anthropic.AnthropicError as exc:
+            raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None
+        return to_model_response(message, self.name)
+
+    def count_input_tokens(self, request: ModelRequest) -> int:
+        """A conservative estimate: cl100k count times a safety factor, plus overheads.
+
+        With tools, Anthropic also bills the tool-use system prompt it adds to every such request.
+        """
+        estimate = count_request_tokens(request, None)
+        return estimate + tool_use_prompt_tokens(self.model_name) if request.tools else estimate

@@ -1,0 +1,143 @@
+"""OpenAI and every OpenAI-compatible server (vLLM, Ollama, llama.cpp), through the official `openai` SDK.
+
+``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are honoured as the SDK honours them. With a custom base URL and no
+key, a placeholder key is sent, since local servers ignore it.
+
+The response-length cap goes out as ``max_completion_tokens`` to OpenAI itself (its reasoning models reject
+the deprecated ``max_tokens``) and as ``max_tokens`` to any other base URL: every OpenAI-compatible server
+accepts ``max_tokens``, while some (Ollama, older llama.cpp and llamafile) silently ignore
+``max_completion_tokens``, which would lift the hard cap a budget reservation relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlparse
+
+import httpx2
+import openai
+
+from keel.errors import ConfigError, ModelError
+from keel.models._openai_wire import MaxTokensParam, chat_params, to_model_response
+from keel.models._provider import (
+    connection_error,
+    ensure_requests_allowed,
+    redact,
+    resolve_credentials,
+    status_error,
+)
+from keel.models.base import Model, ModelRequest, ModelResponse
+from keel.models.tokens import count_request_tokens, encoding_for_model
+
+__all__ = ["OpenAIModel"]
+
+_OFFICIAL_HOSTS = ("api.openai.com",)
+
+
+class OpenAIModel(Model):
+    """A chat model behind the OpenAI Chat Completions API, named ``openai:<model_name>`` in Keel.
+
+    Args:
+        model_name: the provider's model name, such as ``"gpt-4o-mini"`` or ``"llama3.1:8b"`` (Ollama).
+        api_key: the API key; defaults to ``OPENAI_API_KEY``.
+        base_url: the API root, such as ``"http://localhost:11434/v1"``; defaults to ``OPENAI_BASE_URL``,
+            then OpenAI.
+        http_client: an `httpx2.AsyncClient` to send requests with (proxies, custom transports, tests).
+        max_retries: retries the SDK makes itself on 408/409/429/5xx and connection errors, before a
+            `ModelError` reaches Keel's own bounded recovery.
+        timeout_s: the timeout of one HTTP attempt, in seconds.
+
+    Raises:
+        MissingCredentialsError: no API key and no custom base URL.
+        ConfigError: a negative `max_retries` or a non-positive `timeout_s`.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        max_retries: int = 2,
+        timeout_s: float = 60.0,
+    ) -> None:
+        if max_retries < 0 or timeout_s <= 0:
+            raise ConfigError(f"max_retries must be >= 0 and timeout_s > 0, got {max_retries}, {timeout_s}")
+        self.model_name = model_name
+        """The model as the provider names it."""
+        self.name = f"openai:{model_name}"
+        self._api_key, self._base_url = resolve_credentials(
+            api_key=api_key, base_url=base_url, key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL"
+        )
+        self._http_client = http_client
+        self._max_retries = max_retries
+        self._timeout_s = timeout_s
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel({self.model_name!r}, base_url={self._base_url!r})"
+
+    @property
+    def max_tokens_param(self) -> MaxTokensParam:
+        """The body field used for `ModelRequest.max_output_tokens` (see the module docstring for why)."""
+        if self._base_url is None or urlparse(self._base_url).hostname in _OFFICIAL_HOSTS:
+            return "max_completion_tokens"
+        return "max_tokens"
+
+    def _sdk(self) -> openai.AsyncOpenAI:
+        # An SDK-owned connection pool is bound to the event loop it was first used on, and `run_sync`
+        # starts a new loop per call: build one client per loop. A caller's own http_client is theirs to manage.
+        loop = asyncio.get_running_loop()
+        if self._client is None or (self._http_client is None and self._client_loop is not loop):
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                http_client=self._http_client,
+                max_retries=self._max_retries,
+                timeout=self._timeout_s,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send `request` as one chat completion.
+
+        Raises:
+            ModelRequestsDisabledError: `keel.models.ALLOW_MODEL_REQUESTS` is False.
+            ModelError: the provider failed or answered with nothing usable; ``retryable`` says whether
+                trying again may help.
+        """
+        ensure_requests_allowed(self.name)
+        client = self._sdk()
+        params = chat_params(request, max_tokens_param=self.max_tokens_param)
+        try:
+            completion = await client.chat.completions.create(model=self.model_name, **params)
+        except openai.APIStatusError as exc:
+            # `from None`: the SDK's exception text may echo the (masked) key back; ours is redacted.
+            raise status_error(
+                self.name,
+                status=exc.status_code,
+                body=exc.body,
+                headers=exc.response.headers,
+                fallback=exc.message,
+                secret=self._api_key,
+                key_env="OPENAI_API_KEY",
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise connection_error(
+                self.name,
+                timed_out=isinstance(exc, openai.APITimeoutError),
+                timeout_s=self._timeout_s,
+                base_url=str(client.base_url),
+            ) from exc
+        except openai.APIResponseValidationError:
+            raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
+        except openai.OpenAIError as exc:
+            raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None
+        return to_model_response(completion, self.name)
+
+    def count_input_tokens(self, request: ModelRequest) -> int:
+        """Exact BPE count plus overheads for known OpenAI models; a conservative estimate otherwise."""
+        return count_request_tokens(request, encoding_for_model(self.name))

@@ -1,0 +1,70 @@
+"""Replay recorded provider HTTP exchanges (tests/cassettes/*.json) through an httpx2.MockTransport.
+
+A cassette is a JSON list of ``{"request": {"method", "url", "body"}, "response": {"status", "headers",
+"body"}}`` in the provider's exact wire format. Requests must arrive in order and match the recorded method,
+URL and JSON body exactly. A mismatch cannot simply raise inside the transport (the SDKs would turn that into
+a connection error and retry), so it is answered with HTTP 599 and kept; `verify` reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+__all__ = ["CASSETTES", "Replay", "load_cassette"]
+
+CASSETTES = Path(__file__).parent / "cassettes"
+
+
+def load_cassette(name: str) -> list[dict[str, Any]]:
+    exchanges: list[dict[str, Any]] = json.loads((CASSETTES / name).read_text(encoding="utf-8"))
+    return exchanges
+
+
+class Replay:
+    """Answers requests from a cassette, in order, checking each against the recording."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exchanges = load_cassette(name)
+        self.sent: list[httpx2.Request] = []
+        self.mismatches: list[str] = []
+
+    def _mismatch(self, request: httpx2.Request, body: object) -> str | None:
+        index = len(self.sent) - 1
+        if index >= len(self.exchanges):
+            return f"request #{index + 1} was not recorded in {self.name}"
+        recorded = self.exchanges[index]["request"]
+        if request.method != recorded["method"] or str(request.url) != recorded["url"]:
+            return f"request #{index + 1}: sent {request.method} {request.url}, recorded {recorded['url']}"
+        if body != recorded["body"]:
+            sent, expected = json.dumps(body, sort_keys=True), json.dumps(recorded["body"], sort_keys=True)
+            return f"request #{index + 1} body differs from {self.name}:\nsent:     {sent}\nrecorded: {expected}"
+        return None
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.sent.append(request)
+        body = json.loads(request.content) if request.content else None
+        problem = self._mismatch(request, body)
+        if problem is not None:
+            self.mismatches.append(problem)
+            return httpx2.Response(599, json={"error": {"message": "cassette mismatch", "type": "test"}})
+        recorded = self.exchanges[len(self.sent) - 1]["response"]
+        return httpx2.Response(recorded["status"], headers=recorded["headers"], json=recorded["body"])
+
+    def body(self, index: int) -> Any:
+        """The JSON body of the `index`-th request sent."""
+        return json.loads(self.sent[index].content)
+
+    def verify(self) -> None:
+        """Fail unless every recorded exchange was replayed and every request matched."""
+        assert not self.mismatches, "\n".join(self.mismatches)
+        assert len(self.sent) == len(self.exchanges), (
+            f"{self.name}: {len(self.sent)} of {len(self.exchanges)} recorded exchanges were replayed"
+        )
+
+    def client(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(self))

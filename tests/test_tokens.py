@@ -1,0 +1,144 @@
+"""Token counting before a call: exact for known OpenAI models, a conservative estimate otherwise."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from functools import cache
+
+import pytest
+
+from _replay import load_cassette
+from keel.models import AssistantMessage, ModelRequest, ToolCall, ToolResultMessage, ToolSpec, UserMessage
+from keel.models.openai import OpenAIModel
+from keel.models.tokens import (
+    PER_MESSAGE_OVERHEAD,
+    PER_REQUEST_OVERHEAD,
+    UNKNOWN_TOKENIZER_FACTOR,
+    count_request_tokens,
+    count_text_tokens,
+    encoding_for_model,
+)
+
+SYSTEM = "You help customers with orders. Be brief."
+GET_ORDER = ToolSpec(
+    name="get_order",
+    description="Look up an order by id.",
+    parameters={
+        "type": "object",
+        "properties": {"order_id": {"type": "string", "description": "The order number."}},
+        "required": ["order_id"],
+        "additionalProperties": False,
+    },
+)
+CALL = ToolCall("call_Qx7Lp2Vb9GkM4sT1nR8aZc3d", "get_order", '{"order_id":"1234"}')
+RESULT = '{"order_id": "1234", "status": "shipped", "carrier": "UPS", "eta": "2024-07-22"}'
+# The two turns recorded in tests/cassettes/openai_tool_call.json.
+TURN_1 = ModelRequest(SYSTEM, (UserMessage("Where is order 1234?"),), tools=(GET_ORDER,))
+TURN_2 = ModelRequest(
+    SYSTEM,
+    (
+        UserMessage("Where is order 1234?"),
+        AssistantMessage(tool_calls=(CALL,)),
+        ToolResultMessage(CALL.id, CALL.name, RESULT),
+    ),
+    tools=(GET_ORDER,),
+)
+TEXT = "Refunds are available within 30 days of delivery — ¿unused items only? 東京 🚚 order #1234."
+
+
+@cache
+def _bpe(encoding: str):
+    with warnings.catch_warnings():  # bpe-openai 0.1.x uses a deprecated importlib.resources call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai
+
+        return bpe_openai.get_encoding(encoding)
+
+
+def exact(text: str, encoding: str = "o200k_base") -> int:
+    """bpe-openai's own count, independent of keel.models.tokens."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return len(_bpe(encoding).encode_ordinary(text))
+
+
+def recorded_prompt_tokens(index: int) -> int:
+    return load_cassette("openai_tool_call.json")[index]["response"]["body"]["usage"]["prompt_tokens"]
+
+
+@pytest.fixture
+def gpt4o_mini(monkeypatch: pytest.MonkeyPatch) -> OpenAIModel:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    return OpenAIModel("gpt-4o-mini", api_key="sk-test")
+
+
+def test_known_openai_model_is_counted_exactly_plus_overheads(gpt4o_mini: OpenAIModel) -> None:
+    specs = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in TURN_1.tools]
+    expected = (
+        PER_REQUEST_OVERHEAD
+        + exact(SYSTEM)
+        + PER_MESSAGE_OVERHEAD
+        + exact("Where is order 1234?")
+        + exact(json.dumps(specs, sort_keys=True))
+    )
+
+    assert gpt4o_mini.count_input_tokens(TURN_1) == expected
+
+
+@pytest.mark.parametrize(("request_", "index"), [(TURN_1, 0), (TURN_2, 1)])
+def test_count_is_an_upper_bound_of_what_openai_billed(
+    gpt4o_mini: OpenAIModel, request_: ModelRequest, index: int
+) -> None:
+    assert gpt4o_mini.count_input_tokens(request_) >= recorded_prompt_tokens(index)
+
+
+def test_tool_calls_and_results_are_counted(gpt4o_mini: OpenAIModel) -> None:
+    added = gpt4o_mini.count_input_tokens(TURN_2) - gpt4o_mini.count_input_tokens(TURN_1)
+    call_text = exact(f"{CALL.name}\n{CALL.arguments}")
+    result_text = exact(f"{RESULT}\n{CALL.name}")
+    assert added == 2 * PER_MESSAGE_OVERHEAD + call_text + result_text
+
+
+def test_unknown_tokenizer_estimate_is_at_least_the_exact_cl100k_count() -> None:
+    cl100k = exact(TEXT, "cl100k_base")
+    assert count_text_tokens(TEXT, None) == math.ceil(cl100k * UNKNOWN_TOKENIZER_FACTOR)
+    assert count_text_tokens(TEXT, None) >= cl100k
+    assert count_request_tokens(TURN_2, None) >= count_request_tokens(TURN_2, "cl100k_base")
+
+
+def test_a_local_model_behind_openai_compat_is_estimated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    model = OpenAIModel("llama3.1:8b")
+    assert model.count_input_tokens(TURN_1) == count_request_tokens(TURN_1, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding"),
+    [
+        ("openai:gpt-4o-mini", "o200k_base"),
+        ("openai:gpt-4o-mini-2024-07-18", "o200k_base"),
+        ("gpt-4.1", "o200k_base"),
+        ("openai:o3-mini", "o200k_base"),
+        ("openai:gpt-4-turbo", "cl100k_base"),
+        ("openai:gpt-3.5-turbo", "cl100k_base"),
+        ("openai:llama3.1:8b", None),
+        ("anthropic:claude-haiku-4-5", None),
+    ],
+)
+def test_encoding_for_model(name: str, encoding: str | None) -> None:
+    assert encoding_for_model(name) == encoding
+
+
+def test_empty_text_costs_nothing() -> None:
+    assert count_text_tokens("", "o200k_base") == 0
+    assert count_text_tokens("", None) == 0
+
+
+def test_output_schema_is_counted() -> None:
+    schema = {"type": "object", "properties": {"order_id": {"type": "string"}}}
+    typed = ModelRequest(SYSTEM, TURN_1.messages, output_schema=schema)
+    untyped = ModelRequest(SYSTEM, TURN_1.messages)
+    difference = count_request_tokens(typed, "o200k_base") - count_request_tokens(untyped, "o200k_base")
+    assert difference == exact(json.dumps(schema, sort_keys=True))
