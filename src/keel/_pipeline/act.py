@@ -93,7 +93,10 @@ async def act(state: RunState, calls: Sequence[ToolCall]) -> Finish | None:
             replies[index] = await _reject(state, item)
         else:
             runs.append((index, item))
-    results = await asyncio.gather(*(_run(state, valid, index) for index, valid in runs))
+    if len(runs) == 1:  # the common case; gather would only add a task
+        results = [await _run(state, runs[0][1], runs[0][0])]
+    else:
+        results = await asyncio.gather(*(_run(state, valid, index) for index, valid in runs))
     for (index, _), result in zip(runs, results, strict=True):
         replies[index] = _remember(state, result)
     state.messages.extend(r for r in replies if r is not None)

@@ -41,12 +41,17 @@ async def start(spec: RunSpec) -> RunState:
             "model": spec.model.name,
             "instructions": spec.instructions,
             "tools": list(spec.registry.names),
-            "budget": dataclasses.asdict(spec.budget),
+            "budget": _fields(spec.budget),
             "output_schema": spec.output_type.__name__ if spec.output_type is not None else None,
         },
     )
     state.informed_by = [event.seq]
     return state
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A flat dataclass as a dict (`dataclasses.asdict` deep-copies, which costs more than the write)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 def _best_output(state: RunState) -> Any:
@@ -78,7 +83,7 @@ async def finish(state: RunState, end: Finish) -> RunResult:
         total_tokens=usage.total_tokens,
         cost_usd=round(usage.cost_usd, 10),
     )
-    report_dict = dataclasses.asdict(report)
+    report_dict = _fields(report)
     await record(
         state,
         EventKind.RUN_FINISHED,

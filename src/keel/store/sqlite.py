@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 from keel.errors import StoreError, StoreVersionError, UnknownRunError
 from keel.journal import Event, EventKind, Phase
 from keel.result import RunStatus
@@ -31,7 +33,8 @@ _RUN_COLUMNS = (
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    # pydantic-core's serializer is several times faster than json.dumps and handles dates, enums, models.
+    return to_json(value, fallback=str).decode()
 
 
 class SQLiteStore:
