@@ -330,3 +330,13 @@ def test_bad_agent_configuration_is_refused():
 def test_run_sync_works_without_a_loop():
     result = agent_with(ScriptedModel([reply("hi")])).run_sync("hello")
     assert result.ok and result.output == "hi"
+
+
+async def test_with_store_journals_a_copy_elsewhere():
+    agent = agent_with(ScriptedModel([reply("one"), reply("two")]))
+    other = MemoryStore()
+    copy = agent.with_store(other)
+    result = await copy.run("x")
+    assert await other.events(result.run_id) == result.events
+    assert await agent.store.list_runs() == []
+    assert copy.model is agent.model and copy.tools is agent.tools

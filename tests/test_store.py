@@ -196,3 +196,12 @@ def test_several_processes_share_one_sqlite_file(tmp_path: Path):
     assert counts == (100 * 5, 100)
     statuses = store._read("SELECT status, count(*) FROM runs GROUP BY status", ())
     assert statuses == [("completed", 100)]
+
+
+async def test_a_finished_run_keeps_its_start_time(store):
+    from keel import Agent
+    from keel.testing import ScriptedModel, reply
+
+    result = await Agent("a", ScriptedModel([reply("hi")]), store=store).run("x")
+    row = await store.get_run(result.run_id)
+    assert row.started_at > 0 and row.finished_at >= row.started_at

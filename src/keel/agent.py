@@ -6,6 +6,7 @@ Wiring only; the work is done in `keel._pipeline`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -87,6 +88,13 @@ class Agent:
             arg = self._store_arg
             self._store = arg if arg is not None and not isinstance(arg, str) else open_store(arg)
         return self._store
+
+    def with_store(self, store: Store | str) -> Agent:
+        """A copy of this agent that journals to `store`; model, tools and policy are shared."""
+        clone = copy.copy(self)
+        clone._store_arg = store
+        clone._store = None
+        return clone
 
     async def run(self, task: str, *, session_id: str | None = None) -> RunResult:
         """Run `task` to its end and return the result (a bound tripping is a status, never an exception)."""

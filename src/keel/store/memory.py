@@ -33,7 +33,8 @@ class MemoryStore:
         """Write a run's status, totals, output and report."""
         if run.run_id not in self._runs:
             raise UnknownRunError(f"no run {run.run_id!r} in the in-memory store")
-        self._runs[run.run_id] = dataclasses.replace(run, output=copy.deepcopy(run.output))
+        started_at = self._runs[run.run_id].started_at  # like SQLite, an update never rewrites the start time
+        self._runs[run.run_id] = dataclasses.replace(run, started_at=started_at, output=copy.deepcopy(run.output))
 
     async def append(self, event: Event) -> None:
         """Append one event; `(run_id, seq)` must be new, as in every store."""

@@ -1,0 +1,117 @@
+"""What every command shares: the consoles, the exit codes, Keel errors turned into messages, the store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from keel.errors import ConfigError, KeelError, UnknownRunError
+from keel.result import RunStatus
+from keel.store import DEFAULT_STORE_PATH, MemoryStore, Store, open_store
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_STOPPED",
+    "EXIT_USAGE",
+    "StoreOption",
+    "err_console",
+    "exit_code",
+    "fail",
+    "keel_errors",
+    "out_console",
+    "run_async",
+    "store_flag",
+    "using_store",
+]
+
+EXIT_OK = 0
+"""The run completed."""
+EXIT_FAILURE = 1
+"""The run failed, or Keel could not do its job (store unreachable, …)."""
+EXIT_USAGE = 2
+"""The command was used wrongly: bad arguments, unknown run, bad configuration."""
+EXIT_STOPPED = 3
+"""The run ended partial, escalated or rejected."""
+
+T = TypeVar("T")
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="URL",
+        help="Store URL or path (sqlite:///path.db, a file path, memory://). Default: $KEEL_STORE or .keel/keel.db.",
+        show_default=False,
+    ),
+]
+
+
+def out_console() -> Console:
+    """The console for results (stdout); made per call so it follows redirections (tests, pipes)."""
+    return Console(highlight=False)
+
+
+def err_console() -> Console:
+    """The console for errors and warnings (stderr)."""
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print `message` to stderr and leave with `code`."""
+    err_console().print(Text.assemble(("error: ", "bold red"), message))
+    raise typer.Exit(code)
+
+
+@contextmanager
+def keel_errors() -> Iterator[None]:
+    """Turn Keel's exceptions into a message and an exit code instead of a traceback."""
+    try:
+        yield
+    except UnknownRunError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except KeelError as exc:
+        fail(str(exc), EXIT_FAILURE)
+
+
+def exit_code(status: RunStatus) -> int:
+    """The process exit code for a run's status (0 completed, 3 partial/escalated/rejected, 1 failed)."""
+    if status is RunStatus.COMPLETED:
+        return EXIT_OK
+    if status in (RunStatus.PARTIAL, RunStatus.ESCALATED, RunStatus.REJECTED):
+        return EXIT_STOPPED
+    return EXIT_FAILURE
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a fresh event loop."""
+    return asyncio.run(coro)
+
+
+@contextmanager
+def using_store(url: str | None) -> Iterator[Store]:
+    """Open the store named by `url` (else ``KEEL_STORE``, else ``.keel/keel.db``) and close it afterwards."""
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def store_flag(store: Store, given: str | None) -> str:
+    """The ``--store …`` a later command needs to find this store again ('' when the default finds it)."""
+    if given is not None:
+        return f" --store {given}"
+    default = os.environ.get("KEEL_STORE") or str(DEFAULT_STORE_PATH)
+    if isinstance(store, MemoryStore) or store.url in (default, f"sqlite:///{default}"):
+        return ""
+    return f" --store {store.url}"

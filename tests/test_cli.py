@@ -1,0 +1,231 @@
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keel import __version__
+from keel.cli.main import app
+from keel.store import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = re.compile(r"run-[0-9a-f]{16}")
+
+runner = CliRunner()
+
+
+def keel(*args: str):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "keel.db")
+
+
+@pytest.fixture
+def demo_run(db: str) -> str:
+    result = keel("demo", "--store", db)
+    assert result.exit_code == 0, result.output
+    return RUN_ID.findall(result.stdout)[-1]
+
+
+@pytest.fixture
+def repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keel run` imports from the current directory, as a user's shell would."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+def test_version() -> None:
+    result = keel("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"keel {__version__}"
+
+
+def test_demo_completes_and_says_its_model_is_scripted(db: str) -> None:
+    result = keel("demo", "--store", db)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "scripted (keel.testing.ScriptedModel)" in out
+    assert "embedded local model" in out and "later release" in out
+    assert "completed — answered" in out
+    run_id = RUN_ID.findall(out)[-1]
+    assert f"keel trace {run_id} --store {db}" in out
+    assert "keel runs" in out
+    # progress: each step printed while the run went, before the answer
+    assert out.index("get_order(order_id='A-1002') → ok") < out.index("find_customer(email=") < out.index("output")
+    assert "2025-06-09" in out  # the answer quotes the looked-up order
+
+
+def test_demo_uses_keel_store_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_STORE", str(tmp_path / "env.db"))
+    result = keel("demo")
+    assert result.exit_code == 0, result.output
+    run_id = RUN_ID.findall(result.stdout)[-1]
+    assert re.search(rf"keel trace {run_id} *$", result.stdout, re.MULTILINE)  # no --store needed
+    assert run_id in keel("runs").stdout
+
+
+def test_runs_lists_the_demo_run(db: str, demo_run: str) -> None:
+    result = keel("runs", "--store", db)
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if demo_run in line)
+    assert "support-desk" in line and "completed" in line and "demo" in line and "answered" in line
+
+
+def test_runs_filters(db: str, demo_run: str) -> None:
+    assert demo_run in keel("runs", "--store", db, "--agent", "support-desk", "--session", "demo").stdout
+    assert demo_run in keel("runs", "--store", db, "--status", "completed", "--limit", "1").stdout
+    empty = keel("runs", "--store", db, "--status", "partial")
+    assert empty.exit_code == 0 and "no runs" in empty.stdout
+    assert keel("runs", "--store", db, "--status", "bogus").exit_code == 2
+
+
+def test_runs_narrow_console_keeps_run_ids_whole(db: str, demo_run: str) -> None:
+    result = runner.invoke(app, ["runs", "--store", db], env={"COLUMNS": "80"})
+    assert demo_run in result.stdout
+    assert "session and reason" in result.stdout
+
+
+def test_trace_shows_the_journal(db: str, demo_run: str) -> None:
+    result = keel("trace", demo_run, "--store", db)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for kind in ("run_started", "model_called", "tool_called", "run_finished"):
+        assert kind in out
+    assert "tool_called [execution] get_order(order_id='A-1002') → ok" in out
+    assert "why: Check the order's status" in out  # the model's stated reason
+    assert '"status":"delayed"' in out  # the tool's result
+    assert "412 in / 24 out tok" in out
+
+
+def test_trace_json(db: str, demo_run: str) -> None:
+    result = keel("trace", demo_run, "--json", "--store", db)
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.stdout)
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds == [
+        "run_started",
+        "model_called",
+        "tool_called",
+        "model_called",
+        "tool_called",
+        "model_called",
+        "run_finished",
+    ]
+    assert [e["seq"] for e in events] == list(range(1, 8))
+    assert list(events[0]) == [
+        "run_id",
+        "seq",
+        "kind",
+        "phase",
+        "payload",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "latency_ms",
+        "ts",
+    ]
+    assert events[2]["payload"]["tool"] == "get_order"
+    assert events[-1]["payload"]["status"] == "completed"
+
+
+def test_trace_unknown_run(db: str, demo_run: str) -> None:
+    result = keel("trace", "nope", "--store", db)
+    assert result.exit_code == 2
+    assert "no run 'nope' in the store at" in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_store_url_is_a_usage_error() -> None:
+    result = keel("runs", "--store", "postgres://nowhere/keel")
+    assert result.exit_code == 2
+    assert "unsupported store URL scheme" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unopenable_store_is_a_failure(tmp_path: Path) -> None:
+    result = keel("runs", "--store", str(tmp_path))  # a directory, not a database file
+    assert result.exit_code == 1
+    assert "cannot open the store" in result.stderr
+
+
+@pytest.mark.usefixtures("repo_root")
+def test_run_completed_exits_0(db: str) -> None:
+    result = keel("run", "tests.cli_agents:adder", "add 2 and 3", "--store", db, "--session", "s1")
+    assert result.exit_code == 0, result.output
+    assert "2 + 3 = 5" in result.stdout
+    assert "completed" in result.stdout
+    assert "add(a=2, b=3) → ok" in result.stdout  # progress
+    run_id = RUN_ID.findall(result.stdout)[-1]
+    listed = keel("runs", "--store", db, "--session", "s1").stdout
+    assert run_id in listed and "adder" in listed
+
+
+@pytest.mark.usefixtures("repo_root")
+def test_run_partial_exits_3(db: str) -> None:
+    result = keel("run", "tests.cli_agents:looper", "never done", "--store", db)
+    assert result.exit_code == 3, result.output
+    assert "partial" in result.stdout
+    assert "step budget exhausted (max_steps=2)" in result.stdout
+    assert "not done" in result.stdout
+
+
+@pytest.mark.usefixtures("repo_root")
+def test_run_on_the_agents_own_store_leaves_the_agent_untouched() -> None:
+    from tests import cli_agents
+
+    result = keel("run", "tests.cli_agents:adder", "add")
+    assert result.exit_code == 0, result.output
+    assert "memory://" in result.stdout and "gone when this process ends" in result.stdout
+    assert type(cli_agents.adder.store) is MemoryStore
+
+
+@pytest.mark.usefixtures("repo_root")
+def test_run_from_a_file_path(db: str) -> None:
+    result = keel("run", "tests/cli_agents.py:adder", "add", "--store", db)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.usefixtures("repo_root")
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nomodule:x", "cannot import 'nomodule': ModuleNotFoundError"),
+        ("tests.cli_agents:not_an_agent", "tests.cli_agents:not_an_agent is a str, not a keel.Agent"),
+        ("tests.cli_agents:missing", "has no attribute 'missing'"),
+        ("tests.cli_agents", "name the agent as tests.cli_agents:AGENT"),
+        (":adder", "expected MODULE:AGENT"),
+    ],
+)
+def test_run_usage_errors_exit_2(target: str, message: str) -> None:
+    result = keel("run", target, "a task")
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("repo_root")
+def test_run_empty_task_exits_2() -> None:
+    result = keel("run", "tests.cli_agents:adder", "  ")
+    assert result.exit_code == 2
+    assert "the task is empty" in result.stderr
+
+
+def test_console_script_and_python_m_keel(tmp_path: Path) -> None:
+    env_store = str(tmp_path / "k.db")
+    script = Path(sys.executable).with_name("keel")
+    for command in ([str(script)], [sys.executable, "-m", "keel"]):
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+        assert version.returncode == 0 and version.stdout.strip() == f"keel {__version__}"
+        missing = subprocess.run(
+            [*command, "trace", "nope", "--store", env_store], capture_output=True, text=True, timeout=60
+        )
+        assert missing.returncode == 2
+        assert "no run 'nope'" in missing.stderr
