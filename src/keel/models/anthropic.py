@@ -11,21 +11,18 @@ tool-use system prompt Anthropic adds whenever tools are declared.
 
 from __future__ import annotations
 
-import asyncio
-
 import anthropic
-import httpx2
 
-from keel.errors import ConfigError, ModelError
+from keel.errors import ModelError
 from keel.models._anthropic_wire import message_params, to_model_response
 from keel.models._provider import (
     connection_error,
     ensure_requests_allowed,
     redact,
-    resolve_credentials,
     status_error,
 )
-from keel.models.base import Model, ModelRequest, ModelResponse
+from keel.models._sdk_model import SDKModel
+from keel.models.base import ModelRequest, ModelResponse
 from keel.models.tokens import count_request_tokens
 
 __all__ = ["AnthropicModel", "tool_use_prompt_tokens"]
@@ -41,7 +38,7 @@ def tool_use_prompt_tokens(model_name: str) -> int:
     return 530 if model_name.startswith("claude-3-opus") else 346
 
 
-class AnthropicModel(Model):
+class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
     """A Claude model behind the Anthropic Messages API, named ``anthropic:<model_name>`` in Keel.
 
     Args:
@@ -58,47 +55,18 @@ class AnthropicModel(Model):
         ConfigError: a negative `max_retries` or a non-positive `timeout_s`.
     """
 
-    def __init__(
-        self,
-        model_name: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        http_client: httpx2.AsyncClient | None = None,
-        max_retries: int = 2,
-        timeout_s: float = 60.0,
-    ) -> None:
-        if max_retries < 0 or timeout_s <= 0:
-            raise ConfigError(f"max_retries must be >= 0 and timeout_s > 0, got {max_retries}, {timeout_s}")
-        self.model_name = model_name
-        """The model as the provider names it."""
-        self.name = f"anthropic:{model_name}"
-        self._api_key, self._base_url = resolve_credentials(
-            api_key=api_key, base_url=base_url, key_env="ANTHROPIC_API_KEY", base_url_env="ANTHROPIC_BASE_URL"
+    provider = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+    base_url_env = "ANTHROPIC_BASE_URL"
+
+    def _new_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self._api_key,
+            base_url=self._base_url,
+            http_client=self._http_client,
+            max_retries=self._max_retries,
+            timeout=self._timeout_s,
         )
-        self._http_client = http_client
-        self._max_retries = max_retries
-        self._timeout_s = timeout_s
-        self._client: anthropic.AsyncAnthropic | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:
-        return f"AnthropicModel({self.model_name!r}, base_url={self._base_url!r})"
-
-    def _sdk(self) -> anthropic.AsyncAnthropic:
-        # One SDK client per event loop, as in OpenAIModel: `run_sync` starts a new loop per call and a
-        # connection pool cannot outlive its loop. A caller's own http_client is theirs to manage.
-        loop = asyncio.get_running_loop()
-        if self._client is None or (self._http_client is None and self._client_loop is not loop):
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self._api_key,
-                base_url=self._base_url,
-                http_client=self._http_client,
-                max_retries=self._max_retries,
-                timeout=self._timeout_s,
-            )
-            self._client_loop = loop
-        return self._client
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send `request` as one Messages API call.
@@ -122,7 +90,7 @@ class AnthropicModel(Model):
                 headers=exc.response.headers,
                 fallback=exc.message,
                 secret=self._api_key,
-                key_env="ANTHROPIC_API_KEY",
+                key_env=self.key_env,
             ) from None
         except anthropic.APIConnectionError as exc:
             raise connection_error(

@@ -11,22 +11,20 @@ accepts ``max_tokens``, while some (Ollama, older llama.cpp and llamafile) silen
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlparse
 
-import httpx2
 import openai
 
-from keel.errors import ConfigError, ModelError
+from keel.errors import ModelError
 from keel.models._openai_wire import MaxTokensParam, chat_params, to_model_response
 from keel.models._provider import (
     connection_error,
     ensure_requests_allowed,
     redact,
-    resolve_credentials,
     status_error,
 )
-from keel.models.base import Model, ModelRequest, ModelResponse
+from keel.models._sdk_model import SDKModel
+from keel.models.base import ModelRequest, ModelResponse
 from keel.models.tokens import count_request_tokens, encoding_for_model
 
 __all__ = ["OpenAIModel"]
@@ -34,7 +32,7 @@ __all__ = ["OpenAIModel"]
 _OFFICIAL_HOSTS = ("api.openai.com",)
 
 
-class OpenAIModel(Model):
+class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
     """A chat model behind the OpenAI Chat Completions API, named ``openai:<model_name>`` in Keel.
 
     Args:
@@ -52,32 +50,9 @@ class OpenAIModel(Model):
         ConfigError: a negative `max_retries` or a non-positive `timeout_s`.
     """
 
-    def __init__(
-        self,
-        model_name: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        http_client: httpx2.AsyncClient | None = None,
-        max_retries: int = 2,
-        timeout_s: float = 60.0,
-    ) -> None:
-        if max_retries < 0 or timeout_s <= 0:
-            raise ConfigError(f"max_retries must be >= 0 and timeout_s > 0, got {max_retries}, {timeout_s}")
-        self.model_name = model_name
-        """The model as the provider names it."""
-        self.name = f"openai:{model_name}"
-        self._api_key, self._base_url = resolve_credentials(
-            api_key=api_key, base_url=base_url, key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL"
-        )
-        self._http_client = http_client
-        self._max_retries = max_retries
-        self._timeout_s = timeout_s
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:
-        return f"OpenAIModel({self.model_name!r}, base_url={self._base_url!r})"
+    provider = "openai"
+    key_env = "OPENAI_API_KEY"
+    base_url_env = "OPENAI_BASE_URL"
 
     @property
     def max_tokens_param(self) -> MaxTokensParam:
@@ -86,20 +61,14 @@ class OpenAIModel(Model):
             return "max_completion_tokens"
         return "max_tokens"
 
-    def _sdk(self) -> openai.AsyncOpenAI:
-        # An SDK-owned connection pool is bound to the event loop it was first used on, and `run_sync`
-        # starts a new loop per call: build one client per loop. A caller's own http_client is theirs to manage.
-        loop = asyncio.get_running_loop()
-        if self._client is None or (self._http_client is None and self._client_loop is not loop):
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self._base_url,
-                http_client=self._http_client,
-                max_retries=self._max_retries,
-                timeout=self._timeout_s,
-            )
-            self._client_loop = loop
-        return self._client
+    def _new_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self._base_url,
+            http_client=self._http_client,
+            max_retries=self._max_retries,
+            timeout=self._timeout_s,
+        )
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send `request` as one chat completion.
@@ -123,7 +92,7 @@ class OpenAIModel(Model):
                 headers=exc.response.headers,
                 fallback=exc.message,
                 secret=self._api_key,
-                key_env="OPENAI_API_KEY",
+                key_env=self.key_env,
             ) from None
         except openai.APIConnectionError as exc:
             raise connection_error(
