@@ -475,8 +475,8 @@ def print_table(summary: dict[str, Any]) -> None:
         "OpenAI Agents SDK runs with tracing disabled (set_tracing_disabled(True), RunConfig(tracing_disabled=True)): "
         "its default exporter would send spans to api.openai.com. Pydantic AI runs with its default "
         "(instrumentation off, no logfire). Keel journals every event (run_started, 2× model_called, "
-        "tool_called, run_finished) plus the runs row: on SQLite each is its own committed transaction "
-        "(WAL, synchronous=NORMAL, a temp file). "
+        "tool_called, run_finished) and the runs row: on SQLite each event is committed as it happens, the "
+        "row with the first and the last event (4 transactions; WAL, synchronous=NORMAL, a temp file). "
         + (
             "The tool is a plain `def`: Keel, Pydantic AI and the Agents SDK run it in a worker thread; "
             "the bare loop calls it inline."

@@ -23,12 +23,17 @@ def run_record(run_id: str, **kw) -> RunRecord:
     return RunRecord(run_id=run_id, agent=kw.pop("agent", "a"), task="t", model="m", started_at=kw.pop("t", 1.0), **kw)
 
 
+def started(run_id: str) -> Event:
+    return Event(run_id, 1, EventKind.RUN_STARTED)
+
+
 async def test_runs_and_journals_round_trip(store):
-    await store.create_run(run_record("r1", session_id="s1"))
-    await store.append(Event("r1", 1, EventKind.RUN_STARTED, Phase.EXECUTION, {"task": "héllo"}))
+    await store.create_run(
+        run_record("r1", session_id="s1"), Event("r1", 1, EventKind.RUN_STARTED, Phase.EXECUTION, {"task": "héllo"})
+    )
     await store.append(Event("r1", 2, EventKind.MODEL_CALLED, Phase.ROUTING, {"text": "x"}, 10, 5, 0.001, 12.5, ts=2.0))
     events = await store.events("r1")
-    assert [(e.seq, e.kind, e.phase) for e in events] == [
+    assert [(e.seq, e.kind, e.phase) for e in events[:2]] == [
         (1, EventKind.RUN_STARTED, Phase.EXECUTION),
         (2, EventKind.MODEL_CALLED, Phase.ROUTING),
     ]
@@ -37,7 +42,7 @@ async def test_runs_and_journals_round_trip(store):
 
     done = run_record("r1", session_id="s1", status=RunStatus.PARTIAL, steps=3, input_tokens=10, output_tokens=5)
     done.output, done.report, done.reason, done.finished_at = {"a": 1}, {"reason": "max_steps"}, "max_steps", 3.0
-    await store.update_run(done)
+    await store.finish_run(done, Event("r1", 3, EventKind.RUN_FINISHED, payload={"status": "partial"}))
     row = await store.get_run("r1")
     assert (row.status, row.steps, row.total_tokens, row.output, row.report) == (
         RunStatus.PARTIAL,
@@ -49,14 +54,29 @@ async def test_runs_and_journals_round_trip(store):
 
 
 async def test_list_runs_is_newest_first_and_filters(store):
-    await store.create_run(run_record("old", agent="a", t=1.0, session_id="s1"))
-    await store.create_run(run_record("new", agent="b", t=2.0, session_id="s1"))
-    await store.create_run(run_record("other", agent="a", t=3.0, session_id="s2", status=RunStatus.FAILED))
+    await store.create_run(run_record("old", agent="a", t=1.0, session_id="s1"), started("old"))
+    await store.create_run(run_record("new", agent="b", t=2.0, session_id="s1"), started("new"))
+    await store.create_run(
+        run_record("other", agent="a", t=3.0, session_id="s2", status=RunStatus.FAILED), started("other")
+    )
     assert [r.run_id for r in await store.list_runs()] == ["other", "new", "old"]
     assert [r.run_id for r in await store.list_runs(limit=1)] == ["other"]
     assert [r.run_id for r in await store.list_runs(agent="a")] == ["other", "old"]
     assert [r.run_id for r in await store.list_runs(session_id="s1")] == ["new", "old"]
     assert [r.run_id for r in await store.list_runs(status=RunStatus.FAILED)] == ["other"]
+
+
+async def test_a_run_row_never_exists_without_its_first_event(store):
+    await store.create_run(run_record("r1"), started("r1"))
+    with pytest.raises(StoreError):
+        await store.create_run(run_record("r1"), started("r1"))
+    assert len(await store.events("r1")) == 1
+    if isinstance(store, SQLiteStore):
+        # A failing first event rolls the row back too.
+        with pytest.raises(StoreError):
+            await store.create_run(run_record("r2"), Event("r1", 1, EventKind.RUN_STARTED))
+        with pytest.raises(UnknownRunError):
+            await store.get_run("r2")
 
 
 async def test_unknown_runs_are_a_clear_error(store):
@@ -67,8 +87,7 @@ async def test_unknown_runs_are_a_clear_error(store):
 
 
 async def test_the_journal_is_append_only(store):
-    await store.create_run(run_record("r1"))
-    await store.append(Event("r1", 1, EventKind.RUN_STARTED))
+    await store.create_run(run_record("r1"), started("r1"))
     with pytest.raises(StoreError):
         await store.append(Event("r1", 1, EventKind.RUN_FINISHED))
 

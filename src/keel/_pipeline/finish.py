@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 from pydantic import BaseModel
 
-from keel._pipeline.record import record
+from keel._pipeline.record import next_event
 from keel._pipeline.state import UNSET, Finish, RunSpec, RunState
 from keel.journal import EventKind
 from keel.models.base import UserMessage
@@ -21,17 +20,7 @@ __all__ = ["finish", "start"]
 async def start(spec: RunSpec) -> RunState:
     """Create the run's row and its first event."""
     state = RunState(spec=spec, messages=[UserMessage(spec.task)])
-    await spec.store.create_run(
-        RunRecord(
-            run_id=spec.run_id,
-            agent=spec.agent,
-            task=spec.task,
-            model=spec.model.name,
-            session_id=spec.session_id,
-            started_at=time.time(),
-        )
-    )
-    event = await record(
+    event = next_event(
         state,
         EventKind.RUN_STARTED,
         {
@@ -45,6 +34,16 @@ async def start(spec: RunSpec) -> RunState:
             "output_schema": spec.output_type.__name__ if spec.output_type is not None else None,
         },
     )
+    row = RunRecord(
+        run_id=spec.run_id,
+        agent=spec.agent,
+        task=spec.task,
+        model=spec.model.name,
+        session_id=spec.session_id,
+        started_at=event.ts,
+    )
+    await spec.store.create_run(row, event)
+    state.events.append(event)
     state.informed_by = [event.seq]
     return state
 
@@ -84,34 +83,30 @@ async def finish(state: RunState, end: Finish) -> RunResult:
         cost_usd=round(usage.cost_usd, 10),
     )
     report_dict = _fields(report)
-    await record(
+    output_json = _jsonable(output)
+    event = next_event(
         state,
         EventKind.RUN_FINISHED,
-        {
-            "status": end.status.value,
-            "reason": end.reason,
-            "output": _jsonable(output),
-            "report": report_dict,
-        },
+        {"status": end.status.value, "reason": end.reason, "output": output_json, "report": report_dict},
     )
-    await spec.store.update_run(
-        RunRecord(
-            run_id=spec.run_id,
-            agent=spec.agent,
-            task=spec.task,
-            model=spec.model.name,
-            status=end.status,
-            session_id=spec.session_id,
-            finished_at=time.time(),
-            steps=state.steps,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=usage.cost_usd,
-            output=_jsonable(output),
-            report=report_dict,
-            reason=end.reason,
-        )
+    row = RunRecord(
+        run_id=spec.run_id,
+        agent=spec.agent,
+        task=spec.task,
+        model=spec.model.name,
+        status=end.status,
+        session_id=spec.session_id,
+        finished_at=event.ts,
+        steps=state.steps,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        output=output_json,
+        report=report_dict,
+        reason=end.reason,
     )
+    await spec.store.finish_run(row, event)
+    state.events.append(event)
     return RunResult(
         run_id=spec.run_id, status=end.status, output=output, report=report, usage=usage, events=state.events
     )

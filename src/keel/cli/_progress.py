@@ -46,17 +46,22 @@ class ObservingStore:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    async def create_run(self, run: RunRecord) -> None:
-        """Insert a new run."""
-        await self.inner.create_run(run)
+    async def create_run(self, run: RunRecord, first: Event) -> None:
+        """Insert a new run in the inner store, then report its first event."""
+        await self.inner.create_run(run, first)
+        self._report(first)
 
-    async def update_run(self, run: RunRecord) -> None:
-        """Write a run's status, totals, output and report."""
-        await self.inner.update_run(run)
+    async def finish_run(self, run: RunRecord, last: Event) -> None:
+        """Close the run in the inner store, then report its last event."""
+        await self.inner.finish_run(run, last)
+        self._report(last)
 
     async def append(self, event: Event) -> None:
         """Append to the inner store, then report the event."""
         await self.inner.append(event)
+        self._report(event)
+
+    def _report(self, event: Event) -> None:
         if self.callback_error is not None:
             return
         try:

@@ -1,7 +1,8 @@
 """The `Store` protocol: where journals and runs live, embedded (SQLite) or server-grade (later PostgreSQL).
 
 Every backend gives the same guarantees: events are append-only and committed one by one (a process that
-dies between steps loses nothing it had recorded), and `(run_id, seq)` is unique.
+dies between steps loses nothing it had recorded), `(run_id, seq)` is unique, and a run's row never disagrees
+with its journal: the row is created with the first event and closed with the last, in one transaction each.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ class Store(Protocol):
     url: str
     """Where the store lives, for messages (``sqlite:///…`` or ``memory://``)."""
 
-    async def create_run(self, run: RunRecord) -> None:
-        """Insert a new run."""
+    async def create_run(self, run: RunRecord, first: Event) -> None:
+        """Insert a new run together with its first event (``run_started``), atomically."""
         ...
 
-    async def update_run(self, run: RunRecord) -> None:
-        """Write a run's status, totals, output and report."""
+    async def finish_run(self, run: RunRecord, last: Event) -> None:
+        """Append a run's last event (``run_finished``) and write its status, totals and output, atomically."""
         ...
 
     async def append(self, event: Event) -> None:

@@ -22,18 +22,19 @@ class MemoryStore:
         self._runs: dict[str, RunRecord] = {}
         self._events: dict[str, list[Event]] = {}
 
-    async def create_run(self, run: RunRecord) -> None:
-        """Insert a new run."""
+    async def create_run(self, run: RunRecord, first: Event) -> None:
+        """Insert a new run with its first event."""
         if run.run_id in self._runs:
             raise StoreError(f"run {run.run_id!r} already exists")
         self._runs[run.run_id] = dataclasses.replace(run)
-        self._events[run.run_id] = []
+        self._events[run.run_id] = [first]
 
-    async def update_run(self, run: RunRecord) -> None:
-        """Write a run's status, totals, output and report."""
+    async def finish_run(self, run: RunRecord, last: Event) -> None:
+        """Append the last event and write the run's outcome."""
         if run.run_id not in self._runs:
             raise UnknownRunError(f"no run {run.run_id!r} in the in-memory store")
-        started_at = self._runs[run.run_id].started_at  # like SQLite, an update never rewrites the start time
+        await self.append(last)
+        started_at = self._runs[run.run_id].started_at  # like SQLite, finishing never rewrites the start time
         self._runs[run.run_id] = dataclasses.replace(run, started_at=started_at, output=copy.deepcopy(run.output))
 
     async def append(self, event: Event) -> None:

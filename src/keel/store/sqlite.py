@@ -96,6 +96,20 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
+    def _transaction(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN")
+                try:
+                    for sql, params in statements:
+                        self._conn.execute(sql, params)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
@@ -103,37 +117,28 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
 
-    async def create_run(self, run: RunRecord) -> None:
-        """Insert a new run."""
-        self._write(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", _run_row(run))
+    async def create_run(self, run: RunRecord, first: Event) -> None:
+        """Insert a new run together with its first event, in one transaction."""
+        self._transaction(
+            (f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", _run_row(run)),
+            (_INSERT_EVENT, _event_row(first)),
+        )
 
-    async def update_run(self, run: RunRecord) -> None:
-        """Write a run's status, totals, output and report."""
+    async def finish_run(self, run: RunRecord, last: Event) -> None:
+        """Append the last event and write the run's outcome, in one transaction."""
         row = _run_row(run)
-        self._write(
-            "UPDATE runs SET status=?, finished_at=?, steps=?, input_tokens=?, output_tokens=?, cost_usd=?, "
-            "output=?, report=?, reason=? WHERE run_id=?",
-            (*row[5:6], *row[7:], run.run_id),
+        self._transaction(
+            (_INSERT_EVENT, _event_row(last)),
+            (
+                "UPDATE runs SET status=?, finished_at=?, steps=?, input_tokens=?, output_tokens=?, cost_usd=?, "
+                "output=?, report=?, reason=? WHERE run_id=?",
+                (*row[5:6], *row[7:], run.run_id),
+            ),
         )
 
     async def append(self, event: Event) -> None:
         """Append one event and commit it."""
-        self._write(
-            "INSERT INTO events (run_id, seq, kind, phase, payload, tokens_in, tokens_out, cost_usd, "
-            "latency_ms, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.run_id,
-                event.seq,
-                event.kind.value,
-                event.phase.value,
-                _dumps(event.payload),
-                event.tokens_in,
-                event.tokens_out,
-                event.cost_usd,
-                event.latency_ms,
-                event.ts,
-            ),
-        )
+        self._write(_INSERT_EVENT, _event_row(event))
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; `UnknownRunError` when there is none."""
@@ -178,6 +183,27 @@ class SQLiteStore:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, kind, phase, payload, tokens_in, tokens_out, cost_usd, latency_ms, ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _event_row(event: Event) -> tuple[Any, ...]:
+    return (
+        event.run_id,
+        event.seq,
+        event.kind.value,
+        event.phase.value,
+        _dumps(event.payload),
+        event.tokens_in,
+        event.tokens_out,
+        event.cost_usd,
+        event.latency_ms,
+        event.ts,
+    )
 
 
 def _split(script: str) -> list[str]:
