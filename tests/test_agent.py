@@ -7,8 +7,8 @@ from pydantic import BaseModel
 
 import keel.models
 from keel import Agent, Budget, EventKind, Phase, RunStatus, ToolContext, tool
-from keel.errors import ConfigError, ModelRequestsDisabledError
-from keel.models import ModelRequest, ModelResponse, RequestUsage
+from keel.errors import ConfigError, ModelRequestsDisabledError, StoreError
+from keel.models import Model, ModelRequest, ModelResponse, RequestUsage, ToolCall
 from keel.store import MemoryStore
 from keel.testing import FunctionModel, ScriptedModel, call, calls, fail, raw_call, reply
 
@@ -340,3 +340,155 @@ async def test_with_store_journals_a_copy_elsewhere():
     assert await other.events(result.run_id) == result.events
     assert await agent.store.list_runs() == []
     assert copy.model is agent.model and copy.tools is agent.tools
+
+
+async def test_a_sync_tool_that_overruns_is_abandoned_without_holding_the_run():
+    @tool(timeout_s=0.1)
+    def stuck() -> str:
+        """Blocks its thread far past its timeout."""
+        time.sleep(1.5)
+        return "late"
+
+    model = ScriptedModel([call("stuck"), reply("moved on")])
+    started = time.monotonic()
+    result = await agent_with(model, tools=[stuck]).run("x")
+    assert time.monotonic() - started < 1.0
+    event = next(e for e in result.events if e.kind is EventKind.TOOL_CALLED)
+    assert event.payload["outcome"] == "abandoned"
+    assert "may still complete" in model.requests[1].messages[-1].content
+
+
+def test_run_sync_does_not_wait_for_an_abandoned_sync_tool():
+    @tool(timeout_s=0.1)
+    def stuck() -> str:
+        """Blocks its thread far past its timeout."""
+        time.sleep(1.5)
+        return "late"
+
+    started = time.monotonic()
+    result = agent_with(ScriptedModel([call("stuck"), reply("ok")]), tools=[stuck]).run_sync("x")
+    assert result.ok and time.monotonic() - started < 1.0
+
+
+async def test_a_retried_call_reuses_its_idempotency_key_and_a_repeated_success_does_not():
+    attempts: list[str] = []
+
+    @tool(side_effects=True)
+    def pay(ctx: ToolContext, amount: float) -> str:
+        """Pay; fails the first time."""
+        attempts.append(ctx.idempotency_key)
+        if len(attempts) == 1:
+            raise ConnectionError("gateway reset")
+        return "paid"
+
+    model = ScriptedModel([call("pay", amount=5), call("pay", amount=5), call("pay", amount=5), reply("ok")])
+    result = await agent_with(model, tools=[pay]).run("x")
+    assert result.ok
+    failed, retried, repeated = attempts
+    assert retried == failed, "the retry of a failed payment carries the same key"
+    assert repeated != retried, "a second payment after a successful one is a new payment"
+
+
+class SilentModel(Model):
+    """A server that never reports usage (some OpenAI-compatible servers omit it)."""
+
+    name = "test:silent"
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        return ModelResponse(tool_calls=(ToolCall("c", "get_order", '{"order_id": "1234"}'),))
+
+
+async def test_missing_usage_is_charged_at_the_reserved_worst_case():
+    model = SilentModel()
+    result = await agent_with(model, budget=Budget(max_tokens=2_000), max_output_tokens=200).run("x")
+    assert result.status is RunStatus.PARTIAL
+    calls_ = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert all(e.payload["usage_estimated"] for e in calls_)
+    assert all(e.tokens_out == 200 for e in calls_[:-1])
+    assert 0 < result.usage.total_tokens <= 2_000
+
+
+async def test_a_provider_reporting_more_than_reserved_is_noted_and_stopped():
+    def greedy(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(
+            tool_calls=(ToolCall("c", "get_order", '{"order_id": "1234"}'),), usage=RequestUsage(10, 5_000)
+        )
+
+    result = await agent_with(FunctionModel(greedy), budget=Budget(max_tokens=2_000), max_output_tokens=100).run("x")
+    first = next(e for e in result.events if e.kind is EventKind.MODEL_CALLED)
+    assert first.payload["overrun"] == {"reserved": [first.payload["reserved_tokens"] - 100, 100]}
+    assert result.status is RunStatus.PARTIAL
+    assert len([e for e in result.events if e.kind is EventKind.MODEL_CALLED]) == 1, "no call after the overrun"
+
+
+async def test_a_model_timeout_is_not_mistaken_for_the_run_running_out_of_time():
+    result = await agent_with(ScriptedModel([fail(TimeoutError("upstream read timeout"))])).run("x")
+    assert result.report.reason == "model call timed out: upstream read timeout"
+    assert result.usage.requests == 1, "a failed call is still counted"
+
+
+async def test_a_cancelled_run_is_closed_in_the_store():
+    async def hang(request: ModelRequest) -> ModelResponse:
+        await asyncio.sleep(30)
+        return ModelResponse(text="never")
+
+    agent = agent_with(FunctionModel(hang))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(agent.run("x"), timeout=0.1)
+    (run,) = await agent.store.list_runs()
+    assert run.status is RunStatus.FAILED and run.reason == "cancelled before it finished"
+    assert (await agent.store.events(run.run_id))[-1].kind is EventKind.RUN_FINISHED
+
+
+async def test_a_provider_refusal_is_rejected():
+    def refuse(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(text="I can't help with that.", finish_reason="content_filter", usage=RequestUsage(5, 5))
+
+    result = await agent_with(FunctionModel(refuse)).run("x")
+    assert result.status is RunStatus.REJECTED
+    assert "content filter" in result.report.reason
+
+
+async def test_scripted_runs_journal_the_same_ids_every_time():
+    def journal() -> list[str]:
+        model = ScriptedModel(
+            [calls(("get_order", {"order_id": "1234"}), ("get_order", {"order_id": "1234"})), reply("ok")]
+        )
+        result = agent_with(model).run_sync("x")
+        return [e.payload["call_id"] for e in result.events if e.kind is EventKind.TOOL_CALLED]
+
+    assert await asyncio.to_thread(journal) == await asyncio.to_thread(journal) == ["call_1_1", "call_1_2"]
+
+
+class FailingStore(MemoryStore):
+    async def append(self, event):
+        if event.payload.get("tool") == "fast":
+            raise StoreError("disk full")
+        await super().append(event)
+
+
+async def test_a_store_failure_in_parallel_calls_cancels_the_others_and_closes_the_run():
+    finished = []
+
+    @tool
+    async def fast() -> str:
+        """Returns at once."""
+        return "fast"
+
+    @tool
+    async def slow() -> str:
+        """Returns later."""
+        await asyncio.sleep(0.3)
+        finished.append("slow")
+        return "slow"
+
+    store = FailingStore()
+    model = ScriptedModel([calls(("fast", {}), ("slow", {})), reply("ok")])
+    agent = Agent("a", model, tools=[fast, slow], store=store)
+    with pytest.raises(StoreError, match="disk full"):
+        await agent.run("x")
+    await asyncio.sleep(0.4)
+    assert finished == []
+    (run,) = await store.list_runs()
+    events = await store.events(run.run_id)
+    assert events[-1].kind is EventKind.RUN_FINISHED and run.status is RunStatus.FAILED

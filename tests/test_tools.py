@@ -86,6 +86,13 @@ def test_missing_annotation_and_varargs_are_refused():
             """No hint."""
             return ""
 
+    with pytest.raises(ToolDefinitionError, match="positional-only"):
+
+        @tool
+        def positional(x: int, /) -> str:
+            """Positional only."""
+            return ""
+
     with pytest.raises(ToolDefinitionError, match=r"\*args"):
 
         @tool

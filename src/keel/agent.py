@@ -65,10 +65,11 @@ class Agent:
         self.budget = budget or Budget()
         self.output = output
         self._output_adapter: TypeAdapter[Any] | None = None
+        self._output_schema: dict[str, Any] | None = None
         if output is not None and output is not str:
             try:
                 self._output_adapter = TypeAdapter(output)
-                self._output_adapter.json_schema()
+                self._output_schema = self._output_adapter.json_schema()
             except Exception as exc:
                 raise ConfigError(f"output type {output!r} has no JSON schema: {exc}") from exc
         self._store_arg = store
@@ -112,6 +113,7 @@ class Agent:
             store=self.store,
             output_type=self.output if self._output_adapter is not None else None,
             output_adapter=self._output_adapter,
+            output_schema=self._output_schema,
             max_output_tokens=self.max_output_tokens,
             max_output_retries=self.max_output_retries,
         )

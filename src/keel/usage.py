@@ -33,7 +33,7 @@ class Usage:
     output_tokens: int = 0
     cost_usd: float = 0.0
     requests: int = 0
-    """Model calls made (failed calls included: they may still be billed)."""
+    """Model calls made, failed ones included (a failed call is counted but charged nothing)."""
     tool_calls: int = 0
     """Tool executions (rejected calls are not counted: they never ran)."""
     by_phase: dict[Phase, PhaseUsage] = field(default_factory=dict)

@@ -42,8 +42,8 @@ async def _reject(state: RunState, rejected: Rejected) -> ToolResultMessage:
     return ToolResultMessage(rejected.call.id, rejected.call.name, rejected.reason, is_error=True)
 
 
-async def _run(state: RunState, valid: ValidCall, index: int) -> ToolOutcome:
-    result: ToolOutcome = await execute_call(state, valid, index)
+async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
+    result: ToolOutcome = await execute_call(state, valid)
     tool = valid.tool
     state.usage.tool_calls += 1
     event = await record(
@@ -65,6 +65,18 @@ async def _run(state: RunState, valid: ValidCall, index: int) -> ToolOutcome:
     )
     state.informed_by.append(event.seq)
     return result
+
+
+async def _run_all(state: RunState, calls: list[ValidCall]) -> list[ToolOutcome]:
+    """Run the calls concurrently; should one fail outright (a store error), the others are cancelled."""
+    if len(calls) == 1:  # the common case; a task group would only add a task
+        return [await _run(state, calls[0])]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_run(state, valid)) for valid in calls]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
@@ -93,10 +105,7 @@ async def act(state: RunState, calls: Sequence[ToolCall]) -> Finish | None:
             replies[index] = await _reject(state, item)
         else:
             runs.append((index, item))
-    if len(runs) == 1:  # the common case; gather would only add a task
-        results = [await _run(state, runs[0][1], runs[0][0])]
-    else:
-        results = await asyncio.gather(*(_run(state, valid, index) for index, valid in runs))
+    results = await _run_all(state, [valid for _, valid in runs])
     for (index, _), result in zip(runs, results, strict=True):
         replies[index] = _remember(state, result)
     state.messages.extend(r for r in replies if r is not None)

@@ -37,6 +37,13 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
             output=text,
             not_done=("complete final answer",),
         )
+    if response.finish_reason == "content_filter":
+        return Finish(
+            RunStatus.REJECTED,
+            "the provider's content filter refused to answer",
+            output=text or None,
+            not_done=("final answer",),
+        )
     adapter = state.spec.output_adapter
     if adapter is None:
         if text.strip():

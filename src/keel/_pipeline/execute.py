@@ -2,26 +2,37 @@
 
 A tool's failure is the model's problem to work around, not the caller's exception: errors, timeouts and
 results that cannot be serialized all come back as a tool error message, and are journaled.
+
+Sync tools run on Keel's own thread pool. A thread cannot be stopped, so a sync tool that overruns its timeout
+is *abandoned*: the run moves on at once (the call is journaled as a timeout that may still complete), and
+`run_sync` does not wait for it, since it is not on the loop's default executor. Its idempotency key is freed,
+so if the model retries the same call, the retry carries the same key and a side-effecting API can deduplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
-from keel._pipeline.state import RunState
+from keel._pipeline.state import CallOrdinals, RunState
 from keel._pipeline.validate import ValidCall
 from keel.tools.context import ToolContext
 
-__all__ = ["ToolOutcome", "execute_call", "idempotency_key"]
+__all__ = ["ToolOutcome", "execute_call"]
 
-Outcome = Literal["ok", "error", "timeout"]
+Outcome = Literal["ok", "error", "timeout", "abandoned"]
+
+_SYNC_TOOLS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="keel-tool")
+"""Sync tools run here rather than on the loop's default executor, which `asyncio.run` waits for at exit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +41,8 @@ class ToolOutcome:
 
     valid: ValidCall
     outcome: Outcome
+    """ok; error (it raised, or its result is not JSON); timeout (stopped); abandoned (a sync tool that
+    overran its timeout and may still complete in its thread)."""
     content: str
     """The result as text (JSON for structured values), or the error the model will read."""
     latency_ms: float
@@ -41,12 +54,6 @@ class ToolOutcome:
         return self.outcome == "ok"
 
 
-def idempotency_key(run_id: str, step: int, index: int, call_name: str, arguments: str) -> str:
-    """A key that is the same whenever the same call of the same run is made again (retry, resume)."""
-    digest = hashlib.sha256(f"{run_id}\x00{step}\x00{index}\x00{call_name}\x00{arguments}".encode())
-    return digest.hexdigest()[:32]
-
-
 def _serialize(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -55,22 +62,38 @@ def _serialize(value: Any) -> str:
     return to_json(value).decode()
 
 
-async def _invoke(valid: ValidCall, context: ToolContext | None) -> Any:
+async def _invoke(valid: ValidCall, context: ToolContext) -> Any:
     tool = valid.tool
     kwargs = {name: getattr(valid.args, name) for name in type(valid.args).model_fields}
     if tool.context_param is not None:
         kwargs[tool.context_param] = context
     if tool.is_async:
         return await tool.function(**kwargs)
-    # Sync tools run in a worker thread so a slow one cannot stall the loop or escape its timeout.
-    return await asyncio.to_thread(tool.function, **kwargs)
+    call = functools.partial(contextvars.copy_context().run, tool.function, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_SYNC_TOOLS, call)
 
 
-async def execute_call(state: RunState, valid: ValidCall, index: int) -> ToolOutcome:
+def _key(run_id: str, valid: ValidCall, ordinal: int) -> str:
+    """Same run, tool, arguments and ordinal → same key, across retries and resumes."""
+    canonical = valid.args.model_dump_json()
+    digest = hashlib.sha256(f"{run_id}\x00{valid.tool.name}\x00{canonical}\x00{ordinal}".encode())
+    return digest.hexdigest()[:32]
+
+
+async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     """Run `valid` once, bounded by the tool's timeout and the run's remaining time."""
     spec = state.spec
     tool = valid.tool
-    key = idempotency_key(spec.run_id, state.steps, index, tool.name, valid.call.arguments)
+    signature = f"{tool.name}\x00{valid.args.model_dump_json()}"
+    ordinals = state.call_ordinals.setdefault(signature, CallOrdinals())
+    ordinal = ordinals.take()
+    key = _key(spec.run_id, valid, ordinal)
+    remaining = state.remaining_s()
+    timeout = tool.timeout_s if remaining is None else min(tool.timeout_s, remaining)
+    started = time.perf_counter()
+    if timeout <= 0:
+        ordinals.release(ordinal)
+        return ToolOutcome(valid, "timeout", f"Tool {tool.name!r} was not run: no time left.", 0.0, key)
     context = ToolContext(
         run_id=spec.run_id,
         call_id=valid.call.id,
@@ -81,20 +104,25 @@ async def execute_call(state: RunState, valid: ValidCall, index: int) -> ToolOut
         attempt=1,
         store=spec.store,
     )
-    remaining = state.remaining_s()
-    timeout = tool.timeout_s if remaining is None else max(0.0, min(tool.timeout_s, remaining))
-    started = time.perf_counter()
     outcome: Outcome = "ok"
     try:
         async with asyncio.timeout(timeout):
             value = await _invoke(valid, context)
         content = _serialize(value)
     except TimeoutError:
-        outcome, content = "timeout", f"Tool {tool.name!r} timed out after {timeout:.3g}s."
+        if tool.is_async:
+            outcome, content = "timeout", f"Tool {tool.name!r} timed out after {timeout:.3g}s."
+        else:
+            outcome = "abandoned"
+            content = (
+                f"Tool {tool.name!r} timed out after {timeout:.3g}s; it may still complete in the background, "
+                "so check its effect before repeating it."
+            )
     except PydanticSerializationError as exc:
         outcome = "error"
         content = f"Tool {tool.name!r} returned a value that cannot be serialized to JSON: {exc}"
     except Exception as exc:  # a tool's bug must not become the caller's exception
         outcome, content = "error", f"Tool {tool.name!r} failed: {type(exc).__name__}: {exc}"
-    latency_ms = (time.perf_counter() - started) * 1000
-    return ToolOutcome(valid, outcome, content, latency_ms, key)
+    if outcome != "ok":
+        ordinals.release(ordinal)
+    return ToolOutcome(valid, outcome, content, (time.perf_counter() - started) * 1000, key)

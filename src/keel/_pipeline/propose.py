@@ -11,7 +11,7 @@ from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
 from keel.journal import EventKind
-from keel.models.base import AssistantMessage, ModelRequest, ModelResponse
+from keel.models.base import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
 from keel.result import RunStatus
 
 __all__ = ["propose"]
@@ -19,12 +19,11 @@ __all__ = ["propose"]
 
 def _request(state: RunState, max_output_tokens: int) -> ModelRequest:
     spec = state.spec
-    schema = spec.output_adapter.json_schema() if spec.output_adapter is not None else None
     return ModelRequest(
         instructions=spec.instructions,
         messages=tuple(state.messages),
         tools=spec.registry.specs,
-        output_schema=schema,
+        output_schema=spec.output_schema,
         max_output_tokens=max_output_tokens,
     )
 
@@ -56,20 +55,42 @@ async def propose(state: RunState) -> ModelResponse | Finish:
         return Finish(RunStatus.PARTIAL, f"budget exhausted: the next model call would exceed {verdict.limit}")
     if verdict.max_output_tokens != request.max_output_tokens:
         request = _request(state, verdict.max_output_tokens)
+    reserved = RequestUsage(input_tokens, verdict.max_output_tokens)
     state.steps += 1
     started = time.perf_counter()
+    deadline = asyncio.timeout(state.remaining_s())
     try:
-        async with asyncio.timeout(state.remaining_s()):
+        async with deadline:
             response = await spec.model.request(request)
-    except (ModelError, TimeoutError) as exc:
-        return await _failed_call(state, exc, (time.perf_counter() - started) * 1000)
-    await _record_response(state, response, (time.perf_counter() - started) * 1000)
+    except TimeoutError as exc:
+        if deadline.expired():
+            budget = spec.budget.timeout_s
+            error = f"wall-time budget exhausted during the model call (timeout_s={budget})"
+        else:
+            error = f"model call timed out: {str(exc) or 'no detail'}"
+        return await _failed_call(state, error, reserved, (time.perf_counter() - started) * 1000)
+    except ModelError as exc:
+        return await _failed_call(state, f"model call failed: {exc}", reserved, (time.perf_counter() - started) * 1000)
+    await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000)
     return response
 
 
-async def _record_response(state: RunState, response: ModelResponse, latency_ms: float) -> None:
-    spec = state.spec
+def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[RequestUsage, dict[str, Any]]:
+    """The usage to account, and notes for the journal when it differs from what the provider said."""
     usage = response.usage
+    if usage.total_tokens == 0:
+        # No usage reported (some OpenAI-compatible servers omit it): charge the worst case we reserved,
+        # so the budget still goes down and is never crossed unseen.
+        return reserved, {"usage_estimated": True}
+    notes: dict[str, Any] = {}
+    if usage.input_tokens > reserved.input_tokens or usage.output_tokens > reserved.output_tokens:
+        notes["overrun"] = {"reserved": [reserved.input_tokens, reserved.output_tokens]}
+    return usage, notes
+
+
+async def _record_response(state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float) -> None:
+    spec = state.spec
+    usage, notes = _charged_usage(response, reserved)
     price = spec.model.price
     cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
     state.usage.add_request(state.phase, usage.input_tokens, usage.output_tokens, cost)
@@ -84,6 +105,8 @@ async def _record_response(state: RunState, response: ModelResponse, latency_ms:
         "confidence": response.confidence,
         "alternatives": list(spec.registry.names),
         "informed_by": state.informed_by,
+        "reserved_tokens": reserved.total_tokens,
+        **notes,
     }
     if price is None:
         payload["price_unknown"] = True
@@ -102,15 +125,19 @@ async def _record_response(state: RunState, response: ModelResponse, latency_ms:
         state.last_text = response.text
 
 
-async def _failed_call(state: RunState, exc: ModelError | TimeoutError, latency_ms: float) -> Finish:
-    if isinstance(exc, TimeoutError):
-        error = f"wall-time budget exhausted during the model call (timeout_s={state.spec.budget.timeout_s})"
-    else:
-        error = f"model call failed: {exc}"
+async def _failed_call(state: RunState, error: str, reserved: RequestUsage, latency_ms: float) -> Finish:
+    # The attempt counts as a request; whether the provider bills a failed call is not known here, so no cost
+    # is charged (the recovery layer's retries account attempts in full).
+    state.usage.add_request(state.phase, 0, 0, 0.0)
     await record(
         state,
         EventKind.MODEL_CALLED,
-        {"model": state.spec.model.name, "step": state.steps, "error": error},
+        {
+            "model": state.spec.model.name,
+            "step": state.steps,
+            "error": error,
+            "reserved_tokens": reserved.total_tokens,
+        },
         latency_ms=latency_ms,
     )
     has_value = state.last_text is not None or bool(state.tool_results)

@@ -3,63 +3,49 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from keel._pipeline.state import RunState
 from keel.journal import Event, EventKind, Phase
 
-__all__ = ["next_event", "record"]
+__all__ = ["Figures", "next_event", "record"]
 
 
-def next_event(
-    state: RunState,
-    kind: EventKind,
-    payload: dict[str, Any],
-    *,
-    phase: Phase | None = None,
-    tokens_in: int = 0,
-    tokens_out: int = 0,
-    cost_usd: float = 0.0,
-    latency_ms: float = 0.0,
-) -> Event:
+class Figures(TypedDict, total=False):
+    """The measured part of an event; all optional."""
+
+    phase: Phase
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float
+
+
+def next_event(state: RunState, kind: EventKind, payload: dict[str, Any], **figures: Unpack[Figures]) -> Event:
     """The run's next event, numbered; the caller commits it (`record`, or with the runs row in `finish`)."""
     state.seq += 1
     return Event(
         run_id=state.spec.run_id,
         seq=state.seq,
         kind=kind,
-        phase=phase or state.phase,
+        phase=figures.get("phase", state.phase),
         payload=payload,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        cost_usd=cost_usd,
-        latency_ms=latency_ms,
+        tokens_in=figures.get("tokens_in", 0),
+        tokens_out=figures.get("tokens_out", 0),
+        cost_usd=figures.get("cost_usd", 0.0),
+        latency_ms=figures.get("latency_ms", 0.0),
         ts=time.time(),
     )
 
 
-async def record(
-    state: RunState,
-    kind: EventKind,
-    payload: dict[str, Any],
-    *,
-    phase: Phase | None = None,
-    tokens_in: int = 0,
-    tokens_out: int = 0,
-    cost_usd: float = 0.0,
-    latency_ms: float = 0.0,
-) -> Event:
-    """Append an event and return it; it is committed to the store before this returns."""
-    event = next_event(
-        state,
-        kind,
-        payload,
-        phase=phase,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        cost_usd=cost_usd,
-        latency_ms=latency_ms,
-    )
-    await state.spec.store.append(event)
-    state.events.append(event)
+async def record(state: RunState, kind: EventKind, payload: dict[str, Any], **figures: Unpack[Figures]) -> Event:
+    """Append an event and return it; it is committed to the store before this returns.
+
+    Concurrent tool calls record concurrently: the lock keeps numbering and committing in one order, so the
+    store's journal and `RunResult.events` agree even with a store whose writes really suspend.
+    """
+    async with state.journal_lock:
+        event = next_event(state, kind, payload, **figures)
+        await state.spec.store.append(event)
+        state.events.append(event)
     return event

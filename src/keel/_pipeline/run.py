@@ -6,6 +6,7 @@ turn, and `propose` refuses a turn past the step, time or spending budget, so th
 
 from __future__ import annotations
 
+import asyncio
 from typing import assert_never
 
 from keel._pipeline.act import act
@@ -40,6 +41,10 @@ async def run_pipeline(spec: RunSpec) -> RunResult:
     state = await start(spec)
     try:
         end = await _drive(state)
+    except asyncio.CancelledError:
+        # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync): close the run, then let it go.
+        await asyncio.shield(finish(state, Finish(RunStatus.FAILED, "cancelled before it finished")))
+        raise
     except Exception as exc:
         # A configuration or programming error (a bug in a custom Model, model requests disabled in tests):
         # the journal still says how the run ended, then the caller gets the error to fix.

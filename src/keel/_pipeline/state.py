@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from keel.store.base import Store
 from keel.tools.registry import ToolRegistry
 from keel.usage import Usage
 
-__all__ = ["UNSET", "Finish", "RunSpec", "RunState"]
+__all__ = ["UNSET", "CallOrdinals", "Finish", "RunSpec", "RunState"]
 
 UNSET: Any = object()
 """Marks a `Finish` without an explicit output: the best output gathered so far is used."""
@@ -37,6 +38,8 @@ class RunSpec:
     store: Store
     output_type: type[Any] | None
     output_adapter: TypeAdapter[Any] | None
+    output_schema: dict[str, Any] | None
+    """The JSON schema of `output_type`, computed once per run."""
     max_output_tokens: int
     max_output_retries: int
 
@@ -67,11 +70,35 @@ class RunState:
     """Successful tool results in order: the fallback output when the model produced no text."""
     done: list[str] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
+    journal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serializes numbering and committing of events (parallel tool calls record concurrently)."""
+    call_ordinals: dict[str, CallOrdinals] = field(default_factory=dict)
+    """Per distinct tool call (tool + canonical arguments): which idempotency ordinals are taken."""
 
     def remaining_s(self) -> float | None:
         """Seconds left of the run's wall-time budget, or None when it has none."""
         timeout = self.spec.budget.timeout_s
         return None if timeout is None else timeout - (time.monotonic() - self.started)
+
+
+@dataclass(slots=True)
+class CallOrdinals:
+    """Idempotency ordinals of one distinct call: a failed call frees its ordinal, so a retry reuses its key."""
+
+    next: int = 0
+    free: list[int] = field(default_factory=list)
+
+    def take(self) -> int:
+        """The lowest free ordinal, else a new one."""
+        if self.free:
+            self.free.sort()
+            return self.free.pop(0)
+        self.next += 1
+        return self.next - 1
+
+    def release(self, ordinal: int) -> None:
+        """Give back the ordinal of a call that did not complete."""
+        self.free.append(ordinal)
 
 
 @dataclass(frozen=True, slots=True)

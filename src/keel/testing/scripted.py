@@ -17,6 +17,7 @@ from keel.models.pricing import Price
 __all__ = ["Fail", "ScriptedModel", "Turn", "call", "calls", "fail", "raw_call", "reply"]
 
 _call_ids = itertools.count(1)
+"""Placeholder ids for scripted calls; `ScriptedModel` renumbers them by turn and position when it plays them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +121,13 @@ class ScriptedModel(Model):
             raise step.error
         input_tokens, output_tokens = self._usage_at(turn)
         output_tokens = min(output_tokens, request.max_output_tokens)
+        # Ids by position, so the same script gives the same journal whatever ran before it.
+        tool_calls = tuple(
+            ToolCall(f"call_{turn + 1}_{index + 1}", c.name, c.arguments) for index, c in enumerate(step.tool_calls)
+        )
         return ModelResponse(
             text=step.text,
-            tool_calls=step.tool_calls,
+            tool_calls=tool_calls,
             usage=RequestUsage(input_tokens, output_tokens),
             finish_reason=step.finish_reason,
             provider_id=f"scripted-{turn + 1}",

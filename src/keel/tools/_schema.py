@@ -49,6 +49,10 @@ def function_schema(func: Callable[..., Any], name: str, description: str | None
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolDefinitionError(f"tool {name!r}: *args/**kwargs parameters cannot be described to a model")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise ToolDefinitionError(
+                f"tool {name!r}: positional-only parameter {param.name!r} cannot receive a named argument"
+            )
         annotation = hints.get(param.name, inspect.Parameter.empty)
         if annotation is ToolContext:
             context_param = param.name
