@@ -9,9 +9,11 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
 - `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema.
 - `model_called`: a model call returned or failed. model, step, text, tool_calls, finish_reason, provider_id,
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
-  the events whose data it saw), error.
-- `tool_called`: a tool ran. call_id, tool, arguments, outcome (ok | error | timeout), result, error, attempt,
-  severity, side_effects, idempotency_key.
+  the events whose data it saw), reserved_tokens (the worst case authorized before the call), error; and when
+  the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged) or
+  overrun (more reported than reserved).
+- `tool_called`: a tool ran. call_id, tool, arguments, outcome (ok | error | timeout | abandoned: a sync tool
+  past its timeout that may still complete), result, error, attempt, severity, side_effects, idempotency_key.
 - `tool_rejected`: a proposed call was refused before running. call_id, tool, arguments, reason, rejections.
 - `guard_verdict`: a guard judged an input or an output. guard, verdict (pass | fail | …), detail.
 - `budget_reserved`: worst-case spend reserved before a call. tokens, cost_usd, limit.

@@ -2,14 +2,22 @@
 
 The table is `pricing.json` beside this module (list prices of common OpenAI and Anthropic models). To change
 or add prices, either point `KEEL_PRICING` at a JSON file of the same shape (merged over the shipped table) or
-call `set_price("openai:my-finetune", input=0.3, output=1.2)` in code. Lookups match the longest known prefix of
-the model name, so dated snapshots (``gpt-4o-mini-2024-07-18``) get their family's price.
+call `set_price("openai:my-finetune", input=0.3, output=1.2)` in code.
+
+An entry covers its exact name and that name followed by one dated-snapshot or alias suffix: ``-YYYY-MM-DD``
+(``gpt-4o-mini-2024-07-18``), ``-YYYYMMDD`` (``claude-sonnet-4-20250514``), ``-MMDD`` (``gpt-4-0613``) or
+``-latest``. Nothing else matches: ``o1-pro``, ``gpt-5-pro`` and ``gpt-4.5-preview`` cost many times ``o1``,
+``gpt-5`` and ``gpt-4``, so a plain prefix match would let a ``max_cost_usd`` budget be crossed by that
+factor. An unknown name has no price, which makes a cost budget on it a `ConfigError` instead of a guess.
+A snapshot priced differently from its family (``gpt-4o-2024-05-13``) has its own entry, and the most
+specific entry wins; at the same name, `set_price` beats the table.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -33,6 +41,9 @@ class Price:
 
 
 _overrides: dict[str, Price] = {}
+
+_SNAPSHOT_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest)$")
+"""A dated snapshot (``-2024-07-18``, ``-20250514``, ``-0613``) or the ``-latest`` alias of a model."""
 
 
 def _parse(table: object, source: str) -> dict[str, Price]:
@@ -76,13 +87,11 @@ def set_price(model: str, *, input: float, output: float) -> None:
 
 
 def price_for(model: str) -> Price | None:
-    """The price of `model`, matching the longest known prefix; None when unknown."""
-    if model in _overrides:
-        return _overrides[model]
+    """The price of `model` ("provider:name"), or of the family it is a snapshot of; None when unknown."""
     table = load_pricing()
-    if model in table:
-        return table[model]
-    best = max((name for name in (*_overrides, *table) if model.startswith(name)), key=len, default=None)
-    if best is None:
-        return None
-    return _overrides.get(best) or table[best]
+    family = _SNAPSHOT_SUFFIX.sub("", model)
+    for name in (model, family):
+        price = _overrides.get(name) or table.get(name)
+        if price is not None:
+            return price
+    return None
