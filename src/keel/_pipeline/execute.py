@@ -73,11 +73,9 @@ async def _invoke(valid: ValidCall, context: ToolContext) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_SYNC_TOOLS, call)
 
 
-def _key(run_id: str, valid: ValidCall, ordinal: int) -> str:
+def _key(run_id: str, signature: str, ordinal: int) -> str:
     """Same run, tool, arguments and ordinal → same key, across retries and resumes."""
-    canonical = valid.args.model_dump_json()
-    digest = hashlib.sha256(f"{run_id}\x00{valid.tool.name}\x00{canonical}\x00{ordinal}".encode())
-    return digest.hexdigest()[:32]
+    return hashlib.sha256(f"{run_id}\x00{signature}\x00{ordinal}".encode()).hexdigest()[:32]
 
 
 async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
@@ -87,7 +85,7 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     signature = f"{tool.name}\x00{valid.args.model_dump_json()}"
     ordinals = state.call_ordinals.setdefault(signature, CallOrdinals())
     ordinal = ordinals.take()
-    key = _key(spec.run_id, valid, ordinal)
+    key = _key(spec.run_id, signature, ordinal)
     remaining = state.remaining_s()
     timeout = tool.timeout_s if remaining is None else min(tool.timeout_s, remaining)
     started = time.perf_counter()
