@@ -1,9 +1,14 @@
-"""Replay recorded provider HTTP exchanges (tests/cassettes/*.json) through an httpx2.MockTransport.
+"""Replay provider HTTP exchanges (tests/cassettes/*.json) through an httpx2.MockTransport.
 
 A cassette is a JSON list of ``{"request": {"method", "url", "body"}, "response": {"status", "headers",
-"body"}}`` in the provider's exact wire format. Requests must arrive in order and match the recorded method,
-URL and JSON body exactly. A mismatch cannot simply raise inside the transport (the SDKs would turn that into
-a connection error and retry), so it is answered with HTTP 599 and kept; `verify` reports it.
+"body"}}``: exchanges in each API's exact wire format. They were written by hand from the providers' API
+references, not recorded from the live APIs (there is no network where these tests run);
+tests/test_models_cassettes.py validates every body against the official SDKs' own types so that they cannot
+drift from the real format unnoticed.
+
+Requests must arrive in order and match the cassette's method, URL and JSON body exactly. A mismatch cannot
+simply raise inside the transport (the SDKs would turn that into a connection error and retry), so it is
+answered with HTTP 599 and kept; `verify` reports it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ def load_cassette(name: str) -> list[dict[str, Any]]:
 
 
 class Replay:
-    """Answers requests from a cassette, in order, checking each against the recording."""
+    """Answers requests from a cassette, in order, checking each against the cassette's request."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -36,13 +41,13 @@ class Replay:
     def _mismatch(self, request: httpx2.Request, body: object) -> str | None:
         index = len(self.sent) - 1
         if index >= len(self.exchanges):
-            return f"request #{index + 1} was not recorded in {self.name}"
-        recorded = self.exchanges[index]["request"]
-        if request.method != recorded["method"] or str(request.url) != recorded["url"]:
-            return f"request #{index + 1}: sent {request.method} {request.url}, recorded {recorded['url']}"
-        if body != recorded["body"]:
-            sent, expected = json.dumps(body, sort_keys=True), json.dumps(recorded["body"], sort_keys=True)
-            return f"request #{index + 1} body differs from {self.name}:\nsent:     {sent}\nrecorded: {expected}"
+            return f"request #{index + 1} is not in {self.name}"
+        expected = self.exchanges[index]["request"]
+        if request.method != expected["method"] or str(request.url) != expected["url"]:
+            return f"request #{index + 1}: sent {request.method} {request.url}, expected {expected['url']}"
+        if body != expected["body"]:
+            sent, wanted = json.dumps(body, sort_keys=True), json.dumps(expected["body"], sort_keys=True)
+            return f"request #{index + 1} body differs from {self.name}:\nsent:     {sent}\nexpected: {wanted}"
         return None
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
@@ -52,18 +57,18 @@ class Replay:
         if problem is not None:
             self.mismatches.append(problem)
             return httpx2.Response(599, json={"error": {"message": "cassette mismatch", "type": "test"}})
-        recorded = self.exchanges[len(self.sent) - 1]["response"]
-        return httpx2.Response(recorded["status"], headers=recorded["headers"], json=recorded["body"])
+        response = self.exchanges[len(self.sent) - 1]["response"]
+        return httpx2.Response(response["status"], headers=response["headers"], json=response["body"])
 
     def body(self, index: int) -> Any:
         """The JSON body of the `index`-th request sent."""
         return json.loads(self.sent[index].content)
 
     def verify(self) -> None:
-        """Fail unless every recorded exchange was replayed and every request matched."""
+        """Fail unless every exchange of the cassette was replayed and every request matched."""
         assert not self.mismatches, "\n".join(self.mismatches)
         assert len(self.sent) == len(self.exchanges), (
-            f"{self.name}: {len(self.sent)} of {len(self.exchanges)} recorded exchanges were replayed"
+            f"{self.name}: {len(self.sent)} of {len(self.exchanges)} exchanges were replayed"
         )
 
     def client(self) -> httpx2.AsyncClient:

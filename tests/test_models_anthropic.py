@@ -1,8 +1,13 @@
-"""AnthropicModel against recorded Messages API exchanges (tests/cassettes/anthropic_*.json)."""
+"""AnthropicModel against Messages API exchanges in the API's exact wire format (tests/cassettes/anthropic_*.json).
+
+The cassettes are written by hand, not recorded from the live API; test_models_cassettes.py validates them
+against the `anthropic` SDK's own types.
+"""
 
 from __future__ import annotations
 
 import json
+import traceback
 
 import httpx2
 import pytest
@@ -202,6 +207,46 @@ async def test_disabled_requests_never_reach_the_network(monkeypatch) -> None:
     assert sent == []
 
 
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [(httpx2.ConnectError("connection refused"), "could not connect"), (httpx2.ReadTimeout("slow"), "timed out")],
+)
+async def test_transport_failures_are_retryable(failure: Exception, expected: str) -> None:
+    def fail(request: httpx2.Request) -> httpx2.Response:
+        raise failure
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(fail)) as client:
+        model = AnthropicModel("claude-haiku-4-5", api_key=API_KEY, http_client=client, max_retries=0, timeout_s=5)
+        with pytest.raises(ModelError, match=expected) as raised:
+            await model.request(ask("Where is order 1234?"))
+    assert raised.value.retryable is True
+    assert raised.value.status_code is None
+    assert "https://api.anthropic.com" in str(raised.value)
+
+
+@pytest.mark.parametrize("key", [API_KEY, "gw-live-0123456789abcdef"], ids=["anthropic-key", "gateway-key"])
+@pytest.mark.parametrize("as_json", [True, False], ids=["json-body", "text-body"])
+async def test_a_key_echoed_in_a_provider_error_never_shows(key: str, as_json: bool) -> None:
+    echo = f"invalid x-api-key: {key}."
+
+    def reject(request: httpx2.Request) -> httpx2.Response:
+        if as_json:
+            error = {"type": "authentication_error", "message": echo}
+            return httpx2.Response(401, json={"type": "error", "error": error})
+        return httpx2.Response(401, text=echo)  # a gateway in front of the API, answering in plain text
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(reject)) as client:
+        model = AnthropicModel("claude-haiku-4-5", api_key=key, http_client=client, max_retries=0)
+        with pytest.raises(ModelError) as raised:
+            await model.request(ask("Where is order 1234?"))
+
+    error = raised.value
+    assert key not in "".join(traceback.format_exception(error))
+    if as_json:  # the provider's message is shown, with the key taken out
+        assert "invalid x-api-key: [redacted]." in str(error)
+    assert error.__cause__ is None and error.__suppress_context__
+
+
 def test_missing_key_is_a_clear_error_unless_a_base_url_is_set(monkeypatch) -> None:
     with pytest.raises(MissingCredentialsError, match="ANTHROPIC_API_KEY is not set"):
         AnthropicModel("claude-haiku-4-5")
@@ -245,8 +290,9 @@ def test_input_tokens_are_a_conservative_estimate() -> None:
 
     assert model.count_input_tokens(plain) == count_request_tokens(plain, None)
     assert model.count_input_tokens(plain) > count_request_tokens(plain, "cl100k_base")
-    # With tools Anthropic adds its tool-use system prompt; the recorded turn billed 412 input tokens.
-    recorded = load_cassette("anthropic_tool_use.json")[0]["response"]["body"]["usage"]["input_tokens"]
+    # With tools Anthropic adds its tool-use system prompt. The cassette's turn bills 412 input tokens (a
+    # hand-written figure, so a plausibility check rather than a measurement).
+    billed = load_cassette("anthropic_tool_use.json")[0]["response"]["body"]["usage"]["input_tokens"]
     assert model.count_input_tokens(with_tools) == count_request_tokens(with_tools, None) + 346
-    assert model.count_input_tokens(with_tools) >= recorded
+    assert model.count_input_tokens(with_tools) >= billed
     assert tool_use_prompt_tokens("claude-3-opus-20240229") == 530

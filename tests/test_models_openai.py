@@ -1,15 +1,21 @@
-"""OpenAIModel against recorded Chat Completions exchanges (tests/cassettes/openai_*.json)."""
+"""OpenAIModel against Chat Completions exchanges in the API's exact wire format (tests/cassettes/openai_*.json).
+
+The cassettes are written by hand, not recorded from the live API; test_models_cassettes.py validates them
+against the `openai` SDK's own types.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 
 import httpx2
+import openai
 import pytest
 
 import keel.models
-from _replay import Replay
+from _replay import Replay, load_cassette
 from keel.errors import MissingCredentialsError, ModelError, ModelRequestsDisabledError
 from keel.models import (
     AssistantMessage,
@@ -282,15 +288,49 @@ def test_official_api_gets_max_completion_tokens() -> None:
     assert OpenAIModel("qwen", base_url="http://vllm:8000/v1").max_tokens_param == "max_tokens"
 
 
-def test_one_sdk_client_per_event_loop() -> None:
+def test_each_event_loop_gets_its_own_sdk_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `run_sync` starts a new loop per call, and the SDK's own connection pool only works on the loop that made
+    # it. Observed through the SDK's constructor: Keel's public surface does not expose the client.
+    answer = load_cassette("openai_tool_call.json")[1]["response"]["body"]
+    built: list[openai.AsyncOpenAI] = []
+    sdk_client = openai.AsyncOpenAI
+
+    def build(**kwargs) -> openai.AsyncOpenAI:
+        assert kwargs["http_client"] is None  # the pool is the SDK's, so it must not outlive its loop
+        transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=answer))
+        built.append(sdk_client(**{**kwargs, "http_client": httpx2.AsyncClient(transport=transport)}))
+        return built[-1]
+
+    monkeypatch.setattr(openai, "AsyncOpenAI", build)
     model = OpenAIModel("gpt-4o-mini", api_key=API_KEY)
 
-    async def client_pair():
-        first, again = model._sdk(), model._sdk()
-        await first.close()
-        return first, again
+    async def ask_twice() -> None:
+        for _ in range(2):
+            assert (await model.request(ask("Where is order 1234?"))).finish_reason == "stop"
 
-    first, again = asyncio.run(client_pair())
-    other, _ = asyncio.run(client_pair())
-    assert first is again
-    assert other is not first
+    asyncio.run(ask_twice())
+    assert len(built) == 1
+    asyncio.run(ask_twice())
+    assert len(built) == 2
+
+
+@pytest.mark.parametrize("key", [API_KEY, "gw-live-0123456789abcdef"], ids=["openai-key", "gateway-key"])
+@pytest.mark.parametrize("as_json", [True, False], ids=["json-body", "text-body"])
+async def test_a_key_echoed_in_a_provider_error_never_shows(key: str, as_json: bool) -> None:
+    echo = f"Incorrect API key provided: {key}."
+
+    def reject(request: httpx2.Request) -> httpx2.Response:
+        if as_json:
+            return httpx2.Response(401, json={"error": {"message": echo, "type": "invalid_request_error"}})
+        return httpx2.Response(401, text=echo)  # a proxy in front of the API, answering in plain text
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(reject)) as client:
+        model = OpenAIModel("gpt-4o-mini", api_key=key, http_client=client, max_retries=0)
+        with pytest.raises(ModelError) as raised:
+            await model.request(ask("Where is order 1234?"))
+
+    error = raised.value
+    assert key not in "".join(traceback.format_exception(error))
+    if as_json:  # the provider's message is shown, with the key taken out
+        assert "Incorrect API key provided: [redacted]." in str(error)
+    assert error.__cause__ is None and error.__suppress_context__

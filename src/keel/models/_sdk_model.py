@@ -1,20 +1,60 @@
-"""`SDKModel`: what the OpenAI and Anthropic providers share — credentials, limits, one SDK client per loop."""
+"""`SDKModel`: what the OpenAI and Anthropic providers share.
+
+Credentials, limits, one SDK client per event loop, and one translation of the SDK's exceptions into
+`ModelError`, so both providers classify failures the same way.
+"""
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Protocol, TypeVar, cast
 
 import httpx2
 
-from keel.errors import ConfigError
-from keel.models._provider import resolve_credentials
+from keel.errors import ConfigError, ModelError
+from keel.models._provider import connection_error, ensure_requests_allowed, redact, resolve_credentials, status_error
 from keel.models.base import Model
 
-__all__ = ["SDKModel"]
+__all__ = ["SDKErrors", "SDKModel"]
 
-ClientT = TypeVar("ClientT")
+
+class _SDKClient(Protocol):
+    """What Keel reads from an SDK client: the API root, for connection-error messages."""
+
+    @property
+    def base_url(self) -> httpx2.URL: ...
+
+
+class _StatusError(Protocol):
+    """The fields of an SDK's HTTP-status exception (``APIStatusError`` in both official SDKs)."""
+
+    message: str
+    body: object
+    status_code: int
+    response: httpx2.Response
+
+
+ClientT = TypeVar("ClientT", bound=_SDKClient)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class SDKErrors:
+    """The exception classes of one provider SDK, which `SDKModel._send` translates into `ModelError`."""
+
+    status: type[Exception]
+    """An HTTP error response; instances carry ``status_code``, ``body``, ``message`` and ``response``."""
+    connection: type[Exception]
+    """No HTTP response at all (refused, reset, timed out)."""
+    timeout: type[Exception]
+    """The subclass of `connection` raised on a timeout."""
+    validation: type[Exception]
+    """A response that does not fit the SDK's types."""
+    base: type[Exception]
+    """The root of the SDK's exception tree: anything else it raises."""
 
 
 class SDKModel(Model, Generic[ClientT], abc.ABC):
@@ -26,6 +66,8 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
     """The environment variable holding the API key."""
     base_url_env: ClassVar[str]
     """The environment variable holding a custom API root."""
+    sdk_errors: ClassVar[SDKErrors]
+    """The SDK's exception classes, translated into `ModelError` by `_send`."""
 
     def __init__(
         self,
@@ -66,3 +108,40 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
             self._client = self._new_client()
             self._client_loop = loop
         return self._client
+
+    async def _send(self, call: Callable[[ClientT], Awaitable[R]]) -> R:
+        """Await `call` on this loop's SDK client, translating the SDK's exceptions into `ModelError`.
+
+        Raises:
+            ModelRequestsDisabledError: `keel.models.ALLOW_MODEL_REQUESTS` is False.
+            ModelError: the provider failed; ``retryable`` says whether trying again may help.
+        """
+        ensure_requests_allowed(self.name)
+        client = self._sdk()
+        errors = self.sdk_errors
+        # `from None` below: the SDK's exception text may echo the (masked) key or request details back;
+        # Keel's message is redacted, and the SDK's must not reach a traceback either.
+        try:
+            return await call(client)
+        except errors.status as exc:
+            failure = cast(_StatusError, exc)
+            raise status_error(
+                self.name,
+                status=failure.status_code,
+                body=failure.body,
+                headers=failure.response.headers,
+                fallback=failure.message,
+                secret=self._api_key,
+                key_env=self.key_env,
+            ) from None
+        except errors.connection as exc:
+            raise connection_error(
+                self.name,
+                timed_out=isinstance(exc, errors.timeout),
+                timeout_s=self._timeout_s,
+                base_url=str(client.base_url),
+            ) from exc
+        except errors.validation:
+            raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
+        except errors.base as exc:
+            raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None

@@ -12,16 +12,10 @@ tool-use system prompt Anthropic adds whenever tools are declared.
 from __future__ import annotations
 
 import anthropic
+from anthropic.types import Message
 
-from keel.errors import ModelError
 from keel.models._anthropic_wire import message_params, to_model_response
-from keel.models._provider import (
-    connection_error,
-    ensure_requests_allowed,
-    redact,
-    status_error,
-)
-from keel.models._sdk_model import SDKModel
+from keel.models._sdk_model import SDKErrors, SDKModel
 from keel.models.base import ModelRequest, ModelResponse
 from keel.models.tokens import count_request_tokens
 
@@ -58,6 +52,13 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
     provider = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
+    sdk_errors = SDKErrors(
+        status=anthropic.APIStatusError,
+        connection=anthropic.APIConnectionError,
+        timeout=anthropic.APITimeoutError,
+        validation=anthropic.APIResponseValidationError,
+        base=anthropic.AnthropicError,
+    )
 
     def _new_client(self) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(
@@ -76,33 +77,9 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
             ModelError: the provider failed or answered with nothing usable; ``retryable`` says whether
                 trying again may help (529 overloaded, like 429 and 5xx, is retryable).
         """
-        ensure_requests_allowed(self.name)
-        client = self._sdk()
         params = message_params(request)
-        try:
-            message = await client.messages.create(model=self.model_name, **params)
-        except anthropic.APIStatusError as exc:
-            # `from None`: keep the SDK's exception text (which may echo request details) out of tracebacks.
-            raise status_error(
-                self.name,
-                status=exc.status_code,
-                body=exc.body,
-                headers=exc.response.headers,
-                fallback=exc.message,
-                secret=self._api_key,
-                key_env=self.key_env,
-            ) from None
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(
-                self.name,
-                timed_out=isinstance(exc, anthropic.APITimeoutError),
-                timeout_s=self._timeout_s,
-                base_url=str(client.base_url),
-            ) from exc
-        except anthropic.APIResponseValidationError:
-            raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
-        except anthropic.AnthropicError as exc:
-            raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None
+        # Annotated: the SDK's overloads (streaming or not) cannot be told apart from `**params`.
+        message: Message = await self._send(lambda client: client.messages.create(model=self.model_name, **params))
         return to_model_response(message, self.name)
 
     def count_input_tokens(self, request: ModelRequest) -> int:

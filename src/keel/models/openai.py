@@ -14,16 +14,10 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import openai
+from openai.types.chat import ChatCompletion
 
-from keel.errors import ModelError
 from keel.models._openai_wire import MaxTokensParam, chat_params, to_model_response
-from keel.models._provider import (
-    connection_error,
-    ensure_requests_allowed,
-    redact,
-    status_error,
-)
-from keel.models._sdk_model import SDKModel
+from keel.models._sdk_model import SDKErrors, SDKModel
 from keel.models.base import ModelRequest, ModelResponse
 from keel.models.tokens import count_request_tokens, encoding_for_model
 
@@ -53,6 +47,13 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
     provider = "openai"
     key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
+    sdk_errors = SDKErrors(
+        status=openai.APIStatusError,
+        connection=openai.APIConnectionError,
+        timeout=openai.APITimeoutError,
+        validation=openai.APIResponseValidationError,
+        base=openai.OpenAIError,
+    )
 
     @property
     def max_tokens_param(self) -> MaxTokensParam:
@@ -78,33 +79,11 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
             ModelError: the provider failed or answered with nothing usable; ``retryable`` says whether
                 trying again may help.
         """
-        ensure_requests_allowed(self.name)
-        client = self._sdk()
         params = chat_params(request, max_tokens_param=self.max_tokens_param)
-        try:
-            completion = await client.chat.completions.create(model=self.model_name, **params)
-        except openai.APIStatusError as exc:
-            # `from None`: the SDK's exception text may echo the (masked) key back; ours is redacted.
-            raise status_error(
-                self.name,
-                status=exc.status_code,
-                body=exc.body,
-                headers=exc.response.headers,
-                fallback=exc.message,
-                secret=self._api_key,
-                key_env=self.key_env,
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise connection_error(
-                self.name,
-                timed_out=isinstance(exc, openai.APITimeoutError),
-                timeout_s=self._timeout_s,
-                base_url=str(client.base_url),
-            ) from exc
-        except openai.APIResponseValidationError:
-            raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
-        except openai.OpenAIError as exc:
-            raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None
+        # Annotated: the SDK's overloads (streaming or not) cannot be told apart from `**params`.
+        completion: ChatCompletion = await self._send(
+            lambda client: client.chat.completions.create(model=self.model_name, **params)
+        )
         return to_model_response(completion, self.name)
 
     def count_input_tokens(self, request: ModelRequest) -> int:

@@ -80,7 +80,7 @@ def load_pricing() -> dict[str, Price]:
 
 
 def set_price(model: str, *, input: float, output: float) -> None:
-    """Set or override the price of `model` ("provider:name") for this process."""
+    """Set or override the price of `model` ("provider:name") and its dated snapshots for this process."""
     if input < 0 or output < 0:
         raise ConfigError(f"prices must not be negative, got input={input} output={output}")
     _overrides[model] = Price(input=input, output=output)
@@ -91,7 +91,7 @@ def price_for(model: str) -> Price | None:
     table = load_pricing()
     family = _SNAPSHOT_SUFFIX.sub("", model)
     for name in (model, family):
-        price = _overrides.get(name) or table.get(name)
+        price = _overrides.get(name, table.get(name))
         if price is not None:
             return price
     return None
