@@ -276,6 +276,22 @@ async def test_transport_failures_are_retryable(failure: Exception, expected: st
     assert raised.value.status_code is None
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx2.Response(200, text="<html>502 Bad Gateway</html>", headers={"content-type": "text/html"}),
+        httpx2.Response(200, text='{"id": "chatcmpl-1", "choi', headers={"content-type": "application/json"}),
+    ],
+    ids=["html-page", "broken-json"],
+)
+async def test_a_success_status_with_an_unusable_body_is_a_retryable_model_error(response: httpx2.Response) -> None:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(lambda request: response)) as client:
+        model = OpenAIModel("gpt-4o-mini", api_key=API_KEY, http_client=client, max_retries=0)
+        with pytest.raises(ModelError, match="malformed response") as raised:
+            await model.request(ask("Where is order 1234?"))
+    assert raised.value.retryable is True
+
+
 def test_missing_key_is_a_clear_error_at_construction() -> None:
     with pytest.raises(MissingCredentialsError, match="OPENAI_API_KEY is not set.*OPENAI_BASE_URL"):
         OpenAIModel("gpt-4o-mini")

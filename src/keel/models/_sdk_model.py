@@ -109,7 +109,7 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
             self._client_loop = loop
         return self._client
 
-    async def _send(self, call: Callable[[ClientT], Awaitable[R]]) -> R:
+    async def _send(self, call: Callable[[ClientT], Awaitable[object]], expect: type[R]) -> R:
         """Await `call` on this loop's SDK client, translating the SDK's exceptions into `ModelError`.
 
         Raises:
@@ -122,7 +122,7 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
         # `from None` below: the SDK's exception text may echo the (masked) key or request details back;
         # Keel's message is redacted, and the SDK's must not reach a traceback either.
         try:
-            return await call(client)
+            result = await call(client)
         except errors.status as exc:
             failure = cast(_StatusError, exc)
             raise status_error(
@@ -141,7 +141,11 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
                 timeout_s=self._timeout_s,
                 base_url=str(client.base_url),
             ) from exc
-        except errors.validation:
+        except (errors.validation, ValueError):  # ValueError: a 200 whose body is not JSON (a proxy's page)
             raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
         except errors.base as exc:
             raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None
+        if not isinstance(result, expect):  # the SDKs hand back non-object JSON (a bare string) unvalidated
+            kind = type(result).__name__
+            raise ModelError(f"{self.name}: malformed response from the provider ({kind})", retryable=True)
+        return result

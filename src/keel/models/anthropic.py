@@ -78,8 +78,7 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
                 trying again may help (529 overloaded, like 429 and 5xx, is retryable).
         """
         params = message_params(request)
-        # Annotated: the SDK's overloads (streaming or not) cannot be told apart from `**params`.
-        message: Message = await self._send(lambda client: client.messages.create(model=self.model_name, **params))
+        message = await self._send(lambda client: client.messages.create(model=self.model_name, **params), Message)
         return to_model_response(message, self.name)
 
     def count_input_tokens(self, request: ModelRequest) -> int:

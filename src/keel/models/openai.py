@@ -80,9 +80,8 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
                 trying again may help.
         """
         params = chat_params(request, max_tokens_param=self.max_tokens_param)
-        # Annotated: the SDK's overloads (streaming or not) cannot be told apart from `**params`.
-        completion: ChatCompletion = await self._send(
-            lambda client: client.chat.completions.create(model=self.model_name, **params)
+        completion = await self._send(
+            lambda client: client.chat.completions.create(model=self.model_name, **params), ChatCompletion
         )
         return to_model_response(completion, self.name)
 
