@@ -1,7 +1,10 @@
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -9,9 +12,10 @@ from typer.testing import CliRunner
 
 from keel import __version__
 from keel.cli.main import app
-from keel.store import MemoryStore
+from keel.store import DEFAULT_STORE_PATH, MemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
+KEEL_SCRIPT = Path(sys.executable).with_name("keel")
 RUN_ID = re.compile(r"run-[0-9a-f]{16}")
 
 runner = CliRunner()
@@ -31,6 +35,14 @@ def demo_run(db: str) -> str:
     result = keel("demo", "--store", db)
     assert result.exit_code == 0, result.output
     return RUN_ID.findall(result.stdout)[-1]
+
+
+@pytest.fixture
+def fresh_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory where nothing ran yet, with no KEEL_STORE: the default store would be ./.keel/keel.db."""
+    monkeypatch.delenv("KEEL_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture
@@ -143,6 +155,27 @@ def test_trace_unknown_run(db: str, demo_run: str) -> None:
     assert result.stdout == ""
 
 
+def test_runs_in_a_fresh_directory_says_so_and_creates_nothing(fresh_dir: Path) -> None:
+    result = keel("runs")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"no runs yet (no store at {DEFAULT_STORE_PATH})"
+    missing = keel("runs", "--store", "sqlite:///elsewhere/keel.db")
+    assert missing.exit_code == 0, missing.output
+    assert "no runs yet (no store at elsewhere/keel.db)" in missing.stdout
+    assert list(fresh_dir.iterdir()) == []
+
+
+def test_trace_in_a_fresh_directory_is_a_usage_error_and_creates_nothing(fresh_dir: Path) -> None:
+    result = keel("trace", "run-0123456789abcdef")
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"error: no store at {DEFAULT_STORE_PATH} yet: run an agent first, or point KEEL_STORE/--store at an "
+        "existing store"
+    )
+    assert result.stdout == ""
+    assert list(fresh_dir.iterdir()) == []
+
+
 def test_bad_store_url_is_a_usage_error() -> None:
     result = keel("runs", "--store", "postgres://nowhere/keel")
     assert result.exit_code == 2
@@ -211,6 +244,64 @@ def test_run_usage_errors_exit_2(target: str, message: str) -> None:
     assert "Traceback" not in result.output
 
 
+SELF_RUNNING_MODULE = textwrap.dedent(
+    """
+    import sys
+    from keel import Agent
+    from keel.testing import FunctionModel
+
+    agent = Agent("selfish", FunctionModel(lambda request: "done"), store="memory://")
+    print("the module ran its own agent:", agent.run_sync("on import").status)
+    sys.exit(EXIT_STATUS)
+    """
+)
+
+
+@pytest.mark.parametrize(("status", "shown"), [("0", "SystemExit: 0"), ("'bye'", "SystemExit: 'bye'")])
+@pytest.mark.parametrize("form", ["file", "dotted"])
+def test_run_a_module_that_exits_on_import_is_a_usage_error(
+    form: str, status: str, shown: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"self_running_{form}_{len(status)}"
+    (tmp_path / f"{name}.py").write_text(SELF_RUNNING_MODULE.replace("EXIT_STATUS", status))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = str(tmp_path / f"{name}.py") if form == "file" else name
+
+    result = keel("run", f"{module}:agent", "a task")
+
+    assert result.exit_code == 2, result.output
+    assert "the module ran its own agent: completed" in result.stdout  # it did run, and said so ...
+    assert "agent selfish" not in result.stdout  # ... but the CLI never started a run of its own
+    message = " ".join(result.stderr.split())
+    assert f"importing {module!r} exited ({shown})" in message
+    assert 'if __name__ == "__main__":' in message
+    assert name not in sys.modules
+
+
+def test_the_readme_run_line_works_as_written() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## CLI\n", 1)[1].split("\n## ", 1)[0]
+    (line,) = [line for line in section.splitlines() if line.startswith("keel run ")]
+    argv = shlex.split(line, comments=True)
+
+    done = subprocess.run(
+        [str(KEEL_SCRIPT), *argv[1:]],
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "agent weather · model test:function · store memory://" in out
+    assert out.index("get_forecast(city='Lisbon') → ok") < out.index("to_fahrenheit(celsius=24.0) → ok  75.2")
+    assert '"high_f": 75.2' in out
+    assert "completed — answered" in out
+    assert "status: completed" not in out  # the example's own run (under __main__) did not happen
+
+
 @pytest.mark.usefixtures("repo_root")
 def test_run_empty_task_exits_2() -> None:
     result = keel("run", "tests.cli_agents:adder", "  ")
@@ -219,13 +310,13 @@ def test_run_empty_task_exits_2() -> None:
 
 
 def test_console_script_and_python_m_keel(tmp_path: Path) -> None:
-    env_store = str(tmp_path / "k.db")
-    script = Path(sys.executable).with_name("keel")
-    for command in ([str(script)], [sys.executable, "-m", "keel"]):
+    env_store = tmp_path / "k.db"
+    for command in ([str(KEEL_SCRIPT)], [sys.executable, "-m", "keel"]):
         version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
         assert version.returncode == 0 and version.stdout.strip() == f"keel {__version__}"
         missing = subprocess.run(
-            [*command, "trace", "nope", "--store", env_store], capture_output=True, text=True, timeout=60
+            [*command, "trace", "nope", "--store", str(env_store)], capture_output=True, text=True, timeout=60
         )
         assert missing.returncode == 2
-        assert "no run 'nope'" in missing.stderr
+        assert "no store at" in missing.stderr
+        assert not env_store.exists()

@@ -1,10 +1,13 @@
-"""Every example runs offline, exits 0 and prints what its docstring promises."""
+"""Every example runs offline, exits 0 and prints what its docstring promises; importing one runs nothing."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from keel import Agent
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -15,7 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
         ("quickstart.py", ["status: completed", "high_f=75.2", "#8 run_finished"]),
         (
             "budget_and_bad_tools.py",
-            ["status: partial", "step budget exhausted (max_steps=3)", "Unknown tool 'book_flight'", "max_tokens=1000"],
+            ["status: partial", "step budget exhausted (max_steps=3)", "Unknown tool 'book_flight'", "max_tokens=800"],
         ),
         ("parallel_tools.py", ["status: completed", "the tool calls ran concurrently"]),
     ],
@@ -36,3 +39,23 @@ def test_every_example_is_tested() -> None:
         "parallel_tools.py",
         "quickstart.py",
     ]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_an_imported_example_runs_nothing_and_its_agents_run_again_and_again(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`keel run examples/NAME.py:AGENT` imports the example: its own runs are only under ``__main__``."""
+    spec = importlib.util.spec_from_file_location(f"example_{name.removesuffix('.py')}", EXAMPLES / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    assert capsys.readouterr().out == ""
+
+    agents = [value for value in vars(module).values() if isinstance(value, Agent)]
+    assert agents
+    for agent in agents:
+        first, again = (agent.run_sync("What's the high in Lisbon today?") for _ in range(2))
+        assert (again.status, again.output) == (first.status, first.output)
+        assert again.status != "failed", again.report

@@ -1,3 +1,5 @@
+import asyncio
+import re
 import sqlite3
 import subprocess
 import sys
@@ -7,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from keel import Event, EventKind, Phase, RunStatus, open_store
-from keel.errors import ConfigError, StoreError, StoreVersionError, UnknownRunError
+from keel.errors import ConfigError, StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
 from keel.store import MemoryStore, RunRecord, SQLiteStore, Store
 from keel.store._migrations import SCHEMA_VERSION
 
@@ -147,6 +149,50 @@ def test_open_store_reads_urls_and_the_environment(tmp_path: Path, monkeypatch: 
         open_store("mongodb://x")
 
 
+NO_STORE_YET = "yet: run an agent first, or point KEEL_STORE/--store at an existing store"
+
+
+def test_sqlite_without_create_opens_only_an_existing_store(tmp_path: Path):
+    path = tmp_path / "sub" / "s.db"
+    with pytest.raises(
+        StoreNotFoundError, match=f"no store at {re.escape(str(path))} {re.escape(NO_STORE_YET)}"
+    ) as info:
+        SQLiteStore(path, create=False)
+    assert info.value.path == str(path)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its directory
+
+    writer = SQLiteStore(path)
+    asyncio.run(writer.create_run(run_record("r1"), started("r1")))
+    writer.close()
+    reader = SQLiteStore(path, create=False)
+    assert [r.run_id for r in asyncio.run(reader.list_runs())] == ["r1"]
+    reader.close()
+
+    with pytest.raises(StoreError, match="cannot open the store"):  # there, but not a database file
+        SQLiteStore(tmp_path, create=False)
+
+
+def test_open_store_without_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("KEEL_STORE")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=re.escape(f"no store at {Path('.keel/keel.db')} {NO_STORE_YET}")):
+        open_store(create=False)
+    with pytest.raises(StoreError, match="no store at"):
+        open_store("sqlite:///elsewhere/keel.db", create=False)
+    monkeypatch.setenv("KEEL_STORE", str(tmp_path / "env.db"))
+    with pytest.raises(StoreError, match="env.db yet"):
+        open_store(create=False)
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(open_store("memory://", create=False), MemoryStore)
+    with pytest.raises(ConfigError, match="unsupported store URL scheme"):  # a bad URL is still a bad URL
+        open_store("mongodb://x", create=False)
+
+    open_store().close()
+    existing = open_store(create=False)
+    assert isinstance(existing, SQLiteStore) and existing.path == tmp_path / "env.db"
+    existing.close()
+
+
 CRASHING_RUN = textwrap.dedent(
     """
     import os, sys
@@ -174,11 +220,10 @@ def test_events_survive_a_process_that_dies_mid_run(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-c", CRASHING_RUN, str(path)], timeout=60, capture_output=True)
     assert proc.returncode == 17, proc.stderr.decode()
     store = SQLiteStore(path)
-    (run,) = store._read("SELECT run_id, status FROM runs", ())
-    assert run[1] == "running"
-    import asyncio
+    (run,) = asyncio.run(store.list_runs())
+    assert run.status is RunStatus.RUNNING
 
-    events = asyncio.run(store.events(run[0]))
+    events = asyncio.run(store.events(run.run_id))
     assert [e.kind.value for e in events] == ["run_started", "model_called", "tool_called", "model_called"]
     assert events[2].payload["result"] == "shipped"
 
@@ -211,10 +256,12 @@ def test_several_processes_share_one_sqlite_file(tmp_path: Path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     store = SQLiteStore(path)
-    counts = store._read("SELECT count(*), count(DISTINCT run_id) FROM events", ())[0]
-    assert counts == (100 * 5, 100)
-    statuses = store._read("SELECT status, count(*) FROM runs GROUP BY status", ())
-    assert statuses == [("completed", 100)]
+    runs = asyncio.run(store.list_runs(limit=1000))
+    assert len(runs) == 100 and {r.status for r in runs} == {RunStatus.COMPLETED}
+    for run in runs:
+        events = asyncio.run(store.events(run.run_id))
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+        assert events[-1].kind is EventKind.RUN_FINISHED
 
 
 async def test_a_finished_run_keeps_its_start_time(store):

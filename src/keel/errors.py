@@ -10,6 +10,7 @@ for mistakes a developer or operator must fix.
     │   └── MissingCredentialsError  a provider's API key is not set
     ├── ToolDefinitionError    a function that cannot become a tool (unsupported parameter types, …)
     ├── StoreError             the store cannot be opened, written or migrated
+    │   ├── StoreNotFoundError the store does not exist (and was opened without creating it)
     │   └── StoreVersionError  the store was written by a newer Keel
     ├── UnknownRunError        no run with this id in the store
     ├── ConflictError          a concurrent update lost a version check
@@ -31,6 +32,7 @@ __all__ = [
     "ModelRequestsDisabledError",
     "ReviewError",
     "StoreError",
+    "StoreNotFoundError",
     "StoreVersionError",
     "ToolDefinitionError",
     "UnknownModelError",
@@ -60,6 +62,18 @@ class ToolDefinitionError(KeelError):
 
 class StoreError(KeelError):
     """The store cannot be opened, read or written."""
+
+
+class StoreNotFoundError(StoreError):
+    """A store opened for reading only does not exist yet.
+
+    Attributes:
+        path: where the store was looked for.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class StoreVersionError(StoreError):

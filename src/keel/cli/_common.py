@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from keel.errors import ConfigError, KeelError, UnknownRunError
+from keel.errors import ConfigError, KeelError, StoreNotFoundError, UnknownRunError
 from keel.result import RunStatus
 from keel.store import DEFAULT_STORE_PATH, MemoryStore, Store, open_store
 
@@ -79,6 +79,8 @@ def keel_errors() -> Iterator[None]:
         fail(str(exc), EXIT_USAGE)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    except StoreNotFoundError as exc:  # a store that is not there was named wrongly
+        fail(str(exc), EXIT_USAGE)
     except KeelError as exc:
         fail(str(exc), EXIT_FAILURE)
 
@@ -98,9 +100,13 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextmanager
-def using_store(url: str | None) -> Iterator[Store]:
-    """Open the store named by `url` (else ``KEEL_STORE``, else ``.keel/keel.db``) and close it afterwards."""
-    store = open_store(url)
+def using_store(url: str | None, *, create: bool = True) -> Iterator[Store]:
+    """Open the store named by `url` (else ``KEEL_STORE``, else ``.keel/keel.db``) and close it afterwards.
+
+    Commands that only read pass ``create=False``: a store that does not exist yet is then an error, not a new
+    empty file.
+    """
+    store = open_store(url, create=create)
     try:
         yield store
     finally:

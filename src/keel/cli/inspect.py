@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from keel.errors import StoreNotFoundError
 from keel.journal import Event
 from keel.result import RunStatus
 from keel.store.base import RunRecord
@@ -65,18 +66,21 @@ def runs_command(
 ) -> None:
     """List recent runs, most recent first."""
     console = out_console()
-    with keel_errors(), using_store(store) as opened:
-        runs = run_async(opened.list_runs(limit=limit, agent=agent, session_id=session, status=status))
-        if not runs:
-            filtered = " match these filters" if (agent or session or status) else ""
-            console.print(Text(f"no runs in the store at {opened.url}{filtered}", style="yellow"))
+    with keel_errors():
+        try:
+            with using_store(store, create=False) as opened:
+                runs = run_async(opened.list_runs(limit=limit, agent=agent, session_id=session, status=status))
+        except StoreNotFoundError as exc:
+            console.print(Text(f"no runs yet (no store at {exc.path})", style="yellow"))
             return
-        wide = console.width >= WIDE
-        console.print(_runs_table(runs, wide=wide))
-        if not wide:
-            console.print(
-                Text(f"session and reason shown from {WIDE} columns on; or see keel trace RUN_ID", style="dim")
-            )
+    if not runs:
+        filtered = " match these filters" if (agent or session or status) else ""
+        console.print(Text(f"no runs in the store at {opened.url}{filtered}", style="yellow"))
+        return
+    wide = console.width >= WIDE
+    console.print(_runs_table(runs, wide=wide))
+    if not wide:
+        console.print(Text(f"session and reason shown from {WIDE} columns on; or see keel trace RUN_ID", style="dim"))
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def trace_command(
     store: StoreOption = None,
 ) -> None:
     """Show a run's journal: every model call, tool call, rejection and verdict, with tokens and cost."""
-    with keel_errors(), using_store(store) as opened:
+    with keel_errors(), using_store(store, create=False) as opened:
         run = run_async(opened.get_run(run_id))
         events = run_async(opened.events(run_id))
     if as_json:

@@ -67,6 +67,12 @@ def _import(name: str) -> ModuleType:
         if name.endswith(".py"):
             return _import_file(Path(name))
         return importlib.import_module(name)
+    except SystemExit as exc:  # a script that runs itself on import: the CLI must not exit with its status
+        fail(
+            f"importing {name!r} exited (SystemExit: {exc.code!r}); a module that `keel run` imports must define "
+            'its agent and run nothing itself: put its own runs under `if __name__ == "__main__":`',
+            EXIT_USAGE,
+        )
     except Exception as exc:  # whatever stops the import, the user must fix their module or the name
         where = ""
         frames = traceback.extract_tb(exc.__traceback__)

@@ -15,11 +15,12 @@ __all__ = ["DEFAULT_STORE_PATH", "MemoryStore", "RunRecord", "SQLiteStore", "Sto
 DEFAULT_STORE_PATH = Path(".keel") / "keel.db"
 
 
-def open_store(url: str | os.PathLike[str] | None = None) -> Store:
+def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
     """Open the store named by `url`, else by ``KEEL_STORE``, else ``.keel/keel.db``.
 
     Accepted forms: a file path, ``sqlite:///relative/or/absolute/path.db``, and ``memory://`` (in-process,
-    nothing kept).
+    nothing kept). With ``create=False`` a store file that does not exist yet is not created: `StoreError` is
+    raised instead (``memory://`` is unaffected). Commands that only read use that.
     """
     target = str(url) if url is not None else os.environ.get("KEEL_STORE") or str(DEFAULT_STORE_PATH)
     if target in ("memory://", ":memory:"):
@@ -32,10 +33,10 @@ def open_store(url: str | os.PathLike[str] | None = None) -> Store:
             path = path[1:]
         if not path:
             raise ConfigError(f"store URL {target!r} names no file")
-        return SQLiteStore(path)
+        return SQLiteStore(path, create=create)
     if "://" in target:
         scheme = target.split("://", 1)[0]
         raise ConfigError(
             f"unsupported store URL scheme {scheme!r} in {target!r}; use a file path, sqlite:///path.db or memory://"
         )
-    return SQLiteStore(target)
+    return SQLiteStore(target, create=create)

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from keel.errors import StoreError, StoreVersionError, UnknownRunError
+from keel.errors import StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
 from keel.journal import Event, EventKind, Phase
 from keel.result import RunStatus
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
@@ -38,19 +38,35 @@ def _dumps(value: Any) -> str:
 
 
 class SQLiteStore:
-    """Runs and journals in one SQLite file (default ``.keel/keel.db``)."""
+    """Runs and journals in one SQLite file (default ``.keel/keel.db``).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Args:
+        path: the database file.
+        create: create the file (and its directory) when missing. With ``create=False`` a missing file raises
+            `StoreNotFoundError` and nothing is written to disk, so commands
+            that only read never leave an empty store behind.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
-        self._conn = self._connect()
+        self._conn = self._connect(create)
         self._migrate()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        if not create and not self.path.exists():
+            raise StoreNotFoundError(
+                f"no store at {self.path} yet: run an agent first, or point KEEL_STORE/--store at an existing store",
+                path=str(self.path),
+            )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                target: str | Path = self.path
+            else:  # mode=rw: should the file vanish after the check above, SQLite fails instead of creating it
+                target = f"{self.path.resolve().as_uri()}?mode=rw"
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=10.0, uri=not create)
             conn.execute("PRAGMA journal_mode=WAL")
             sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
             if sync not in ("NORMAL", "FULL"):
