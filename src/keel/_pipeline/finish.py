@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,7 +20,15 @@ __all__ = ["finish", "start"]
 
 async def start(spec: RunSpec) -> RunState:
     """Create the run's row and its first event."""
-    state = RunState(spec=spec, messages=[UserMessage(spec.task)])
+    row = RunRecord(
+        run_id=spec.run_id,
+        agent=spec.agent,
+        task=spec.task,
+        model=spec.model.name,
+        session_id=spec.session_id,
+        started_at=time.time(),
+    )
+    state = RunState(spec=spec, messages=[UserMessage(spec.task)], row=row)
     event = next_event(
         state,
         EventKind.RUN_STARTED,
@@ -33,14 +42,6 @@ async def start(spec: RunSpec) -> RunState:
             "budget": _fields(spec.budget),
             "output_schema": spec.output_type.__name__ if spec.output_type is not None else None,
         },
-    )
-    row = RunRecord(
-        run_id=spec.run_id,
-        agent=spec.agent,
-        task=spec.task,
-        model=spec.model.name,
-        session_id=spec.session_id,
-        started_at=event.ts,
     )
     await spec.store.create_run(row, event)
     state.events.append(event)
@@ -89,13 +90,9 @@ async def finish(state: RunState, end: Finish) -> RunResult:
         EventKind.RUN_FINISHED,
         {"status": end.status.value, "reason": end.reason, "output": output_json, "report": report_dict},
     )
-    row = RunRecord(
-        run_id=spec.run_id,
-        agent=spec.agent,
-        task=spec.task,
-        model=spec.model.name,
+    row = dataclasses.replace(
+        state.row,
         status=end.status,
-        session_id=spec.session_id,
         finished_at=event.ts,
         steps=state.steps,
         input_tokens=usage.input_tokens,

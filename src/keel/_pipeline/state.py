@@ -13,7 +13,7 @@ from keel.budget import Budget
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
 from keel.result import RunStatus
-from keel.store.base import Store
+from keel.store.base import RunRecord, Store
 from keel.tools.registry import ToolRegistry
 from keel.usage import Usage
 
@@ -50,6 +50,8 @@ class RunState:
 
     spec: RunSpec
     messages: list[Message]
+    row: RunRecord
+    """The run's row in the store, as written when it started."""
     started: float = field(default_factory=time.monotonic)
     usage: Usage = field(default_factory=Usage)
     events: list[Event] = field(default_factory=list)
