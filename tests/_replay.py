@@ -19,9 +19,25 @@ from typing import Any
 
 import httpx2
 
-__all__ = ["CASSETTES", "Replay", "load_cassette"]
+from keel.models import ToolSpec
+
+__all__ = ["CASSETTES", "GET_ORDER", "ORDER_1234", "SYSTEM", "Replay", "load_cassette"]
 
 CASSETTES = Path(__file__).parent / "cassettes"
+
+# The conversation the cassettes were written for: its system prompt, its one tool and that tool's result.
+SYSTEM = "You help customers with orders. Be brief."
+GET_ORDER = ToolSpec(
+    name="get_order",
+    description="Look up an order by id.",
+    parameters={
+        "type": "object",
+        "properties": {"order_id": {"type": "string", "description": "The order number."}},
+        "required": ["order_id"],
+        "additionalProperties": False,
+    },
+)
+ORDER_1234 = '{"order_id": "1234", "status": "shipped", "carrier": "UPS", "eta": "2024-07-22"}'
 
 
 def load_cassette(name: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 import keel.models
-from _replay import Replay, load_cassette
+from _replay import GET_ORDER, ORDER_1234, SYSTEM, Replay, load_cassette
 from keel.errors import MissingCredentialsError, ModelError, ModelRequestsDisabledError
 from keel.models import (
     AssistantMessage,
@@ -21,7 +21,6 @@ from keel.models import (
     RequestUsage,
     ToolCall,
     ToolResultMessage,
-    ToolSpec,
     UserMessage,
 )
 from keel.models._anthropic_wire import message_params
@@ -29,18 +28,6 @@ from keel.models.anthropic import AnthropicModel, tool_use_prompt_tokens
 from keel.models.tokens import count_request_tokens
 
 API_KEY = "sk-ant-api03-keeltest0123456789abcdefghijklmnopqrstuvwxyz-AAAA"
-SYSTEM = "You help customers with orders. Be brief."
-GET_ORDER = ToolSpec(
-    name="get_order",
-    description="Look up an order by id.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string", "description": "The order number."}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-)
-ORDER_1234 = '{"order_id": "1234", "status": "shipped", "carrier": "UPS", "eta": "2024-07-22"}'
 
 
 def ask(text: str, *history, tools=(GET_ORDER,), **kwargs) -> ModelRequest:

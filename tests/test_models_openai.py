@@ -15,7 +15,7 @@ import openai
 import pytest
 
 import keel.models
-from _replay import Replay, load_cassette
+from _replay import GET_ORDER, ORDER_1234, SYSTEM, Replay, load_cassette
 from keel.errors import MissingCredentialsError, ModelError, ModelRequestsDisabledError
 from keel.models import (
     AssistantMessage,
@@ -23,24 +23,11 @@ from keel.models import (
     RequestUsage,
     ToolCall,
     ToolResultMessage,
-    ToolSpec,
     UserMessage,
 )
 from keel.models.openai import OpenAIModel
 
 API_KEY = "sk-test-keel-0123456789abcdefwxyz"
-SYSTEM = "You help customers with orders. Be brief."
-GET_ORDER = ToolSpec(
-    name="get_order",
-    description="Look up an order by id.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string", "description": "The order number."}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-)
-ORDER_1234 = '{"order_id": "1234", "status": "shipped", "carrier": "UPS", "eta": "2024-07-22"}'
 SCHEMA = {
     "type": "object",
     "properties": {"order_id": {"type": "string"}, "carrier": {"type": "string"}},

@@ -9,8 +9,8 @@ from functools import cache
 
 import pytest
 
-from _replay import load_cassette
-from keel.models import AssistantMessage, ModelRequest, ToolCall, ToolResultMessage, ToolSpec, UserMessage
+from _replay import GET_ORDER, SYSTEM, load_cassette
+from keel.models import AssistantMessage, ModelRequest, ToolCall, ToolResultMessage, UserMessage
 from keel.models.openai import OpenAIModel
 from keel.models.tokens import (
     PER_MESSAGE_OVERHEAD,
@@ -21,17 +21,6 @@ from keel.models.tokens import (
     encoding_for_model,
 )
 
-SYSTEM = "You help customers with orders. Be brief."
-GET_ORDER = ToolSpec(
-    name="get_order",
-    description="Look up an order by id.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string", "description": "The order number."}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-)
 CALL = ToolCall("call_Qx7Lp2Vb9GkM4sT1nR8aZc3d", "get_order", '{"order_id":"1234"}')
 RESULT = '{"order_id": "1234", "status": "shipped", "carrier": "UPS", "eta": "2024-07-22"}'
 # The two turns of tests/cassettes/openai_tool_call.json.
