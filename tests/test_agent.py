@@ -1,5 +1,8 @@
 import asyncio
 import json
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -262,7 +265,7 @@ async def test_wall_time_budget_stops_a_slow_model():
     started = time.monotonic()
     result = await agent_with(FunctionModel(slow), budget=Budget(timeout_s=0.1)).run("x")
     assert time.monotonic() - started < 5
-    assert result.status is RunStatus.FAILED
+    assert result.status is RunStatus.PARTIAL, "an exhausted budget is a bounded stop, not a failure"
     assert "wall-time budget exhausted" in result.report.reason
 
 
@@ -492,3 +495,60 @@ async def test_a_store_failure_in_parallel_calls_cancels_the_others_and_closes_t
     (run,) = await store.list_runs()
     events = await store.events(run.run_id)
     assert events[-1].kind is EventKind.RUN_FINISHED and run.status is RunStatus.FAILED
+
+
+async def test_a_tools_own_timeout_or_exit_is_an_ordinary_tool_error():
+    @tool(timeout_s=30)
+    async def flaky_socket() -> str:
+        """Its own network timeout fires."""
+        raise TimeoutError("read timed out")
+
+    @tool
+    async def cancels_itself() -> str:
+        """Awaits a task that gets cancelled."""
+        inner = asyncio.create_task(asyncio.sleep(10))
+        inner.cancel()
+        return await inner
+
+    @tool
+    def exits() -> str:
+        """Calls sys.exit in its thread."""
+        raise SystemExit(2)
+
+    model = ScriptedModel([calls(("flaky_socket", {}), ("cancels_itself", {}), ("exits", {})), reply("handled")])
+    result = await agent_with(model, tools=[flaky_socket, cancels_itself, exits]).run("x")
+    assert result.status is RunStatus.COMPLETED
+    outcomes = {e.payload["tool"]: e.payload for e in result.events if e.kind is EventKind.TOOL_CALLED}
+    assert {name: p["outcome"] for name, p in outcomes.items()} == {
+        "flaky_socket": "error",
+        "cancels_itself": "error",
+        "exits": "error",
+    }
+    assert "TimeoutError: read timed out" in outcomes["flaky_socket"]["error"]
+    assert "SystemExit" in outcomes["exits"]["error"]
+
+
+HANGING_TOOL = textwrap.dedent(
+    """
+    import time
+    from keel import Agent, tool
+    from keel.testing import ScriptedModel, call, reply
+
+    @tool(timeout_s=0.1)
+    def hangs() -> str:
+        '''Never returns in time.'''
+        time.sleep(60)
+        return "late"
+
+    agent = Agent("a", ScriptedModel([call("hangs"), reply("done")]), tools=[hangs], store="memory://")
+    print(agent.run_sync("x").status.value)
+    """
+)
+
+
+def test_an_abandoned_sync_tool_does_not_hold_the_process_at_exit():
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", HANGING_TOOL], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "completed"
+    assert time.monotonic() - started < 15

@@ -283,3 +283,31 @@ def test_input_tokens_are_a_conservative_estimate() -> None:
     assert model.count_input_tokens(with_tools) == count_request_tokens(with_tools, None) + 346
     assert model.count_input_tokens(with_tools) >= billed
     assert tool_use_prompt_tokens("claude-3-opus-20240229") == 530
+
+
+async def test_a_refusal_without_text_is_returned_with_its_usage() -> None:
+    body = {
+        "id": "msg_r",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [],
+        "stop_reason": "refusal",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 30, "output_tokens": 0},
+    }
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
+    async with httpx2.AsyncClient(transport=transport) as client:
+        model = AnthropicModel("claude-haiku-4-5", api_key=API_KEY, http_client=client, max_retries=0)
+        response = await model.request(ask("Where is order 1234?"))
+    assert response.finish_reason == "content_filter" and response.text is None
+    assert response.usage == RequestUsage(30, 0)
+
+
+async def test_an_empty_object_with_a_success_status_is_a_retryable_model_error() -> None:
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json={}))
+    async with httpx2.AsyncClient(transport=transport) as client:
+        model = AnthropicModel("claude-haiku-4-5", api_key=API_KEY, http_client=client, max_retries=0)
+        with pytest.raises(ModelError, match="malformed response") as raised:
+            await model.request(ask("Where is order 1234?"))
+    assert raised.value.retryable is True

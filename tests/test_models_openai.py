@@ -16,7 +16,7 @@ import pytest
 
 import keel.models
 from _replay import GET_ORDER, ORDER_1234, SYSTEM, Replay, load_cassette
-from keel.errors import MissingCredentialsError, ModelError, ModelRequestsDisabledError
+from keel.errors import ConfigError, MissingCredentialsError, ModelError, ModelRequestsDisabledError
 from keel.models import (
     AssistantMessage,
     ModelRequest,
@@ -337,3 +337,50 @@ async def test_a_key_echoed_in_a_provider_error_never_shows(key: str, as_json: b
     if as_json:  # the provider's message is shown, with the key taken out
         assert "Incorrect API key provided: [redacted]." in str(error)
     assert error.__cause__ is None and error.__suppress_context__
+
+
+@pytest.mark.parametrize("key", ["sk-abc\u201d123456789", "sk-abc 123456789", "sk-abc123456789\n"])
+def test_a_mangled_api_key_is_a_config_error_that_does_not_show_it(key: str) -> None:
+    with pytest.raises(ConfigError, match="non-ASCII") as raised:
+        OpenAIModel("gpt-4o-mini", api_key=key)
+    assert key.strip() not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0}]},
+        {"error": {"message": "upstream failed"}},
+    ],
+    ids=["choice-without-message", "error-envelope-with-200"],
+)
+async def test_a_success_status_with_the_wrong_shape_is_a_retryable_model_error(body: dict) -> None:
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
+    async with httpx2.AsyncClient(transport=transport) as client:
+        model = OpenAIModel("gpt-4o-mini", api_key=API_KEY, http_client=client, max_retries=0)
+        with pytest.raises(ModelError, match="malformed response|empty response") as raised:
+            await model.request(ask("Where is order 1234?"))
+    assert raised.value.retryable is True
+
+
+async def test_a_refusal_without_text_is_returned_with_its_usage() -> None:
+    body = {
+        "id": "chatcmpl-r",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "content_filter",
+                "message": {"role": "assistant", "content": None, "refusal": None},
+            }
+        ],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 0, "total_tokens": 40},
+    }
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
+    async with httpx2.AsyncClient(transport=transport) as client:
+        model = OpenAIModel("gpt-4o-mini", api_key=API_KEY, http_client=client, max_retries=0)
+        response = await model.request(ask("Where is order 1234?"))
+    assert response.finish_reason == "content_filter" and response.text is None
+    assert response.usage == RequestUsage(40, 0)

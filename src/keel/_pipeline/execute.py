@@ -3,10 +3,11 @@
 A tool's failure is the model's problem to work around, not the caller's exception: errors, timeouts and
 results that cannot be serialized all come back as a tool error message, and are journaled.
 
-Sync tools run on Keel's own thread pool. A thread cannot be stopped, so a sync tool that overruns its timeout
-is *abandoned*: the run moves on at once (the call is journaled as a timeout that may still complete), and
-`run_sync` does not wait for it, since it is not on the loop's default executor. Its idempotency key is freed,
-so if the model retries the same call, the retry carries the same key and a side-effecting API can deduplicate.
+Each sync tool call runs on a daemon thread of its own. A thread cannot be stopped, so a sync tool that overruns
+its timeout is *abandoned*: the run moves on at once (the call is journaled as `abandoned`: it may still
+complete), neither `run_sync` nor the process's exit waits for it, and a hung call cannot starve the others of
+threads. Its idempotency key is freed, so if the model retries the same call, the retry carries the same key
+and a side-effecting API can deduplicate.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import asyncio
 import contextvars
 import functools
 import hashlib
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,9 +32,6 @@ from keel.tools.context import ToolContext
 __all__ = ["ToolOutcome", "execute_call"]
 
 Outcome = Literal["ok", "error", "timeout", "abandoned"]
-
-_SYNC_TOOLS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="keel-tool")
-"""Sync tools run here rather than on the loop's default executor, which `asyncio.run` waits for at exit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +68,32 @@ async def _invoke(valid: ValidCall, context: ToolContext) -> Any:
         kwargs[tool.context_param] = context
     if tool.is_async:
         return await tool.function(**kwargs)
-    call = functools.partial(contextvars.copy_context().run, tool.function, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_SYNC_TOOLS, call)
+    return await _in_daemon_thread(functools.partial(contextvars.copy_context().run, tool.function, **kwargs))
+
+
+def _in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
+    """Run `call` on a new daemon thread; its outcome settles the returned future, unless that was abandoned."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():  # cancelled by the timeout: the result is no one's any more
+            outcome()
+
+    def work() -> None:
+        try:
+            value = call()
+        except BaseException as exc:  # handed to the awaiting coroutine, which decides
+            report: Callable[[], None] = functools.partial(future.set_exception, exc)
+        else:
+            report = functools.partial(future.set_result, value)
+        try:
+            loop.call_soon_threadsafe(settle, report)
+        except RuntimeError:
+            pass  # the loop is closed: the run ended long ago and abandoned this call
+
+    threading.Thread(target=work, name="keel-tool", daemon=True).start()
+    return future
 
 
 def _key(run_id: str, signature: str, ordinal: int) -> str:
@@ -103,12 +126,15 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
         store=spec.store,
     )
     outcome: Outcome = "ok"
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with deadline:
             value = await _invoke(valid, context)
         content = _serialize(value)
-    except TimeoutError:
-        if tool.is_async:
+    except TimeoutError as exc:
+        if not deadline.expired():  # the tool's own timeout (a socket, its own wait_for): an ordinary failure
+            outcome, content = "error", f"Tool {tool.name!r} failed: TimeoutError: {exc}"
+        elif tool.is_async:
             outcome, content = "timeout", f"Tool {tool.name!r} timed out after {timeout:.3g}s."
         else:
             outcome = "abandoned"
@@ -119,7 +145,12 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     except PydanticSerializationError as exc:
         outcome = "error"
         content = f"Tool {tool.name!r} returned a value that cannot be serialized to JSON: {exc}"
-    except Exception as exc:  # a tool's bug must not become the caller's exception
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the run itself is being cancelled
+        outcome, content = "error", f"Tool {tool.name!r} failed: it was cancelled from inside ({exc!r})"
+    except (Exception, SystemExit) as exc:  # a tool's bug, or its sys.exit(), must not end the caller's program
         outcome, content = "error", f"Tool {tool.name!r} failed: {type(exc).__name__}: {exc}"
     if outcome != "ok":
         ordinals.release(ordinal)

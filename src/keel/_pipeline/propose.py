@@ -63,12 +63,11 @@ async def propose(state: RunState) -> ModelResponse | Finish:
         async with deadline:
             response = await spec.model.request(request)
     except TimeoutError as exc:
-        if deadline.expired():
-            budget = spec.budget.timeout_s
-            error = f"wall-time budget exhausted during the model call (timeout_s={budget})"
-        else:
-            error = f"model call timed out: {str(exc) or 'no detail'}"
-        return await _failed_call(state, error, reserved, (time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        if deadline.expired():  # the run's budget ran out, not the provider: a bounded stop
+            error = f"wall-time budget exhausted during the model call (timeout_s={spec.budget.timeout_s})"
+            return await _failed_call(state, error, reserved, latency_ms, status=RunStatus.PARTIAL)
+        return await _failed_call(state, f"model call timed out: {str(exc) or 'no detail'}", reserved, latency_ms)
     except ModelError as exc:
         return await _failed_call(state, f"model call failed: {exc}", reserved, (time.perf_counter() - started) * 1000)
     await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000)
@@ -125,7 +124,9 @@ async def _record_response(state: RunState, response: ModelResponse, reserved: R
         state.last_text = response.text
 
 
-async def _failed_call(state: RunState, error: str, reserved: RequestUsage, latency_ms: float) -> Finish:
+async def _failed_call(
+    state: RunState, error: str, reserved: RequestUsage, latency_ms: float, *, status: RunStatus | None = None
+) -> Finish:
     # The attempt counts as a request; whether the provider bills a failed call is not known here, so no cost
     # is charged (the recovery layer's retries account attempts in full).
     state.usage.add_request(state.phase, 0, 0, 0.0)
@@ -140,5 +141,7 @@ async def _failed_call(state: RunState, error: str, reserved: RequestUsage, late
         },
         latency_ms=latency_ms,
     )
-    has_value = state.last_text is not None or bool(state.tool_results)
-    return Finish(RunStatus.PARTIAL if has_value else RunStatus.FAILED, error)
+    if status is None:
+        has_value = state.last_text is not None or bool(state.tool_results)
+        status = RunStatus.PARTIAL if has_value else RunStatus.FAILED
+    return Finish(status, error)

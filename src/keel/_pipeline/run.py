@@ -41,13 +41,15 @@ async def run_pipeline(spec: RunSpec) -> RunResult:
     state = await start(spec)
     try:
         end = await _drive(state)
-    except asyncio.CancelledError:
-        # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync): close the run, then let it go.
-        await asyncio.shield(finish(state, Finish(RunStatus.FAILED, "cancelled before it finished")))
-        raise
-    except Exception as exc:
-        # A configuration or programming error (a bug in a custom Model, model requests disabled in tests):
-        # the journal still says how the run ended, then the caller gets the error to fix.
-        await finish(state, Finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}"))
+    except BaseException as exc:
+        # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync), or a programming error (a bug in a
+        # custom Model, model requests disabled in tests): the journal still says how the run ended, then the
+        # exception goes on to the caller.
+        reason = (
+            "cancelled before it finished"
+            if isinstance(exc, asyncio.CancelledError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        await asyncio.shield(finish(state, Finish(RunStatus.FAILED, reason)))
         raise
     return await finish(state, end)

@@ -111,8 +111,8 @@ def to_model_response(message: AnthropicMessage, model_name: str) -> ModelRespon
     tokens include cache writes and reads, so a run is charged for every token the provider processed.
 
     Raises:
-        ModelError: neither text nor tool calls (retryable). A response cut off by the length cap is returned
-            even when empty, so its tokens are accounted.
+        ModelError: neither text nor tool calls (retryable). A response cut off by the length cap, or refused, is
+            returned even when empty, so its tokens are accounted.
     """
     text = "".join(b.text for b in message.content if isinstance(b, TextBlock)) or None
     calls = tuple(
@@ -121,7 +121,7 @@ def to_model_response(message: AnthropicMessage, model_name: str) -> ModelRespon
         if isinstance(b, ToolUseBlock)
     )
     finish = _STOP_REASONS.get(message.stop_reason or "", "unknown")
-    if text is None and not calls and finish != "length":
+    if text is None and not calls and finish not in ("length", "content_filter"):
         raise ModelError(f"{model_name}: empty response (neither text nor tool calls)", retryable=True)
     usage = message.usage
     cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)

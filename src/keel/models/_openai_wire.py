@@ -104,7 +104,7 @@ def to_model_response(completion: ChatCompletion, model_name: str) -> ModelRespo
 
     Raises:
         ModelError: no choices, or neither text nor tool calls (retryable: a new sample may succeed). A
-            response cut off by the length cap is returned even when empty, so its tokens are accounted.
+            response cut off by the length cap, or refused, is returned even when empty, so its tokens are accounted.
     """
     if not completion.choices:
         raise ModelError(f"{model_name}: empty response (no choices)", retryable=True)
@@ -119,7 +119,7 @@ def to_model_response(completion: ChatCompletion, model_name: str) -> ModelRespo
     finish = _FINISH_REASONS.get(choice.finish_reason or "", "unknown")
     if text is None and message.refusal:
         text, finish = message.refusal, "content_filter"
-    if text is None and not calls and finish != "length":
+    if text is None and not calls and finish not in ("length", "content_filter"):
         raise ModelError(f"{model_name}: empty response (neither text nor tool calls)", retryable=True)
     usage = completion.usage
     return ModelResponse(

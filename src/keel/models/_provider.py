@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import keel.models as _models
-from keel.errors import MissingCredentialsError, ModelError, ModelRequestsDisabledError
+from keel.errors import ConfigError, MissingCredentialsError, ModelError, ModelRequestsDisabledError
 
 __all__ = [
     "PLACEHOLDER_API_KEY",
@@ -88,10 +88,15 @@ def resolve_credentials(
 
     Raises:
         MissingCredentialsError: no key anywhere and no custom base URL (a hosted API always needs a key).
+        ConfigError: the key contains whitespace or non-ASCII characters (a paste gone wrong).
     """
     resolved_url = base_url or os.environ.get(base_url_env) or None
     key = api_key or os.environ.get(key_env) or None
     if key is not None:
+        if not key.isascii() or any(c.isspace() for c in key):
+            # A pasted key with a curly quote or a newline would fail while the request is built, looking
+            # like a provider error; say what is wrong instead (without showing the key).
+            raise ConfigError(f"the API key ({key_env} or api_key=) contains spaces or non-ASCII characters")
         return key, resolved_url
     if resolved_url is not None:
         return PLACEHOLDER_API_KEY, resolved_url

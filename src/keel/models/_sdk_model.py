@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar, cast
@@ -141,7 +142,7 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
                 timeout_s=self._timeout_s,
                 base_url=str(client.base_url),
             ) from exc
-        except (errors.validation, ValueError):  # ValueError: a 200 whose body is not JSON (a proxy's page)
+        except (errors.validation, json.JSONDecodeError):  # a 200 whose body is not the API's (a proxy's page)
             raise ModelError(f"{self.name}: malformed response from the provider", retryable=True) from None
         except errors.base as exc:
             raise ModelError(f"{self.name}: {redact(str(exc), self._api_key)}") from None

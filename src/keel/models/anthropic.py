@@ -67,6 +67,9 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
             http_client=self._http_client,
             max_retries=self._max_retries,
             timeout=self._timeout_s,
+            # Validate every response against the SDK's types: a 200 with the wrong shape (a proxy's error
+            # envelope, a half-compatible server) must become a retryable ModelError, not an AttributeError.
+            _strict_response_validation=True,
         )
 
     async def request(self, request: ModelRequest) -> ModelResponse:
