@@ -271,3 +271,30 @@ async def test_a_finished_run_keeps_its_start_time(store):
     result = await Agent("a", ScriptedModel([reply("hi")]), store=store).run("x")
     row = await store.get_run(result.run_id)
     assert row.started_at > 0 and row.finished_at >= row.started_at
+
+
+def test_a_read_only_open_changes_nothing(tmp_path: Path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(StoreError, match="not a Keel store"):
+        SQLiteStore(empty, create=False)
+    assert empty.stat().st_size == 0, "a read-only open must not migrate someone else's file"
+
+    path = tmp_path / "s.db"
+    writer = SQLiteStore(path)
+    asyncio.run(writer.create_run(run_record("r1"), started("r1")))
+    writer.close()
+    before = path.read_bytes()
+    reader = SQLiteStore(path, create=False)
+    assert [r.run_id for r in asyncio.run(reader.list_runs())] == ["r1"]
+    with pytest.raises(StoreError):
+        asyncio.run(reader.create_run(run_record("r2"), started("r2")))
+    reader.close()
+    assert path.read_bytes() == before
+
+
+async def test_finishing_an_unknown_run_writes_nothing(store):
+    with pytest.raises(UnknownRunError):
+        await store.finish_run(run_record("ghost"), Event("ghost", 2, EventKind.RUN_FINISHED))
+    await store.create_run(run_record("ghost"), started("ghost"))
+    assert [e.seq for e in await store.events("ghost")] == [1], "no orphan event was left behind"

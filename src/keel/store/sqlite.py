@@ -42,9 +42,10 @@ class SQLiteStore:
 
     Args:
         path: the database file.
-        create: create the file (and its directory) when missing. With ``create=False`` a missing file raises
-            `StoreNotFoundError` and nothing is written to disk, so commands
-            that only read never leave an empty store behind.
+        create: create the file (and its directory) when missing, and migrate it. With ``create=False`` the
+            store is opened read-only: a missing file raises `StoreNotFoundError`, a file that is not a Keel store
+            of this version raises `StoreError`, and nothing is ever written, so commands that only read never
+            leave a store behind or change one.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
@@ -52,7 +53,10 @@ class SQLiteStore:
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
         self._conn = self._connect(create)
-        self._migrate()
+        if create:
+            self._migrate()
+        else:
+            self._check_readable()
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         if not create and not self.path.exists():
@@ -64,15 +68,16 @@ class SQLiteStore:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 target: str | Path = self.path
-            else:  # mode=rw: should the file vanish after the check above, SQLite fails instead of creating it
-                target = f"{self.path.resolve().as_uri()}?mode=rw"
+            else:  # read-only; should the file vanish after the check above, SQLite fails instead of creating it
+                target = f"{self.path.resolve().as_uri()}?mode=ro"
             conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=10.0, uri=not create)
-            conn.execute("PRAGMA journal_mode=WAL")
-            sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
-            if sync not in ("NORMAL", "FULL"):
-                raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
-            conn.execute(f"PRAGMA synchronous={sync}")
             conn.execute("PRAGMA busy_timeout=10000")
+            if create:
+                conn.execute("PRAGMA journal_mode=WAL")
+                sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
+                if sync not in ("NORMAL", "FULL"):
+                    raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
+                conn.execute(f"PRAGMA synchronous={sync}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the store at {self.path}: {exc}. Check that the directory exists and is "
@@ -80,14 +85,31 @@ class SQLiteStore:
             ) from exc
         return conn
 
+    def _version(self) -> int:
+        try:
+            version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the store at {self.path} has schema version {version}, newer than this Keel "
+                f"understands ({SCHEMA_VERSION}); upgrade keel-agents"
+            )
+        return version
+
+    def _check_readable(self) -> None:
+        version = self._version()
+        if version == 0:
+            raise StoreError(f"{self.path} is not a Keel store (it has no Keel schema)")
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.path} has schema version {version}; run an agent on it with this Keel to "
+                f"migrate it to version {SCHEMA_VERSION}"
+            )
+
     def _migrate(self) -> None:
         try:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreVersionError(
-                    f"the store at {self.path} has schema version {version}, newer than this Keel "
-                    f"understands ({SCHEMA_VERSION}); upgrade keel-agents"
-                )
+            version = self._version()
             if version == SCHEMA_VERSION:
                 return
             with self._lock:
@@ -112,13 +134,15 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
-    def _transaction(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    def _transaction(self, run_id: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Run `statements` atomically; each must change a row (an UPDATE of an unknown run rolls all back)."""
         try:
             with self._lock:
                 self._conn.execute("BEGIN")
                 try:
                     for sql, params in statements:
-                        self._conn.execute(sql, params)
+                        if self._conn.execute(sql, params).rowcount == 0:
+                            raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -136,6 +160,7 @@ class SQLiteStore:
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run together with its first event, in one transaction."""
         self._transaction(
+            run.run_id,
             (f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", _run_row(run)),
             (_INSERT_EVENT, _event_row(first)),
         )
@@ -144,6 +169,7 @@ class SQLiteStore:
         """Append the last event and write the run's outcome, in one transaction."""
         row = _run_row(run)
         self._transaction(
+            run.run_id,
             (_INSERT_EVENT, _event_row(last)),
             (
                 "UPDATE runs SET status=?, finished_at=?, steps=?, input_tokens=?, output_tokens=?, cost_usd=?, "
