@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import httpx2
 
@@ -99,7 +99,20 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
 
     @abc.abstractmethod
     def _new_client(self) -> ClientT:
-        """Build the SDK client from the resolved credentials and limits."""
+        """Build the SDK client, from `_client_options`."""
+
+    def _client_options(self) -> dict[str, Any]:
+        """The constructor arguments both official SDK clients take, the same way."""
+        return {
+            "api_key": self._api_key,
+            "base_url": self._base_url,
+            "http_client": self._http_client,
+            "max_retries": self._max_retries,
+            "timeout": self._timeout_s,
+            # Validate every response against the SDK's types: a 200 with the wrong shape (a proxy's error
+            # envelope, a half-compatible server) must become a retryable ModelError, not an AttributeError.
+            "_strict_response_validation": True,
+        }
 
     def _sdk(self) -> ClientT:
         # An SDK-owned connection pool is bound to the event loop it was first used on, and `run_sync`

@@ -61,16 +61,7 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
     )
 
     def _new_client(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=self._api_key,
-            base_url=self._base_url,
-            http_client=self._http_client,
-            max_retries=self._max_retries,
-            timeout=self._timeout_s,
-            # Validate every response against the SDK's types: a 200 with the wrong shape (a proxy's error
-            # envelope, a half-compatible server) must become a retryable ModelError, not an AttributeError.
-            _strict_response_validation=True,
-        )
+        return anthropic.AsyncAnthropic(**self._client_options())
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send `request` as one Messages API call.
