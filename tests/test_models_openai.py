@@ -89,9 +89,11 @@ async def test_tool_call_then_final_answer(cassette) -> None:
     assert second.tool_calls == ()
     assert second.finish_reason == "stop"
     assert second.usage == RequestUsage(input_tokens=121, output_tokens=20)
+    assert replay.body(0)["tool_choice"] == "auto"  # llama-cpp-python ignores tools sent without it
     sent = replay.body(1)
     assert sent["model"] == "gpt-4o-mini"
     assert sent["messages"][0] == {"role": "system", "content": SYSTEM}
+    assert sent["messages"][2]["content"] == ""  # not null: llama-cpp-python rejects a null content
     assert sent["messages"][2]["tool_calls"][0]["function"] == {
         "name": "get_order",
         "arguments": '{"order_id":"1234"}',
@@ -282,6 +284,30 @@ async def test_a_success_status_with_an_unusable_body_is_a_retryable_model_error
 def test_missing_key_is_a_clear_error_at_construction() -> None:
     with pytest.raises(MissingCredentialsError, match="OPENAI_API_KEY is not set.*OPENAI_BASE_URL"):
         OpenAIModel("gpt-4o-mini")
+
+
+async def test_temperature_and_seed_are_sent_only_when_set() -> None:
+    answer = load_cassette("openai_tool_call.json")[1]["response"]["body"]
+    bodies: list[dict] = []
+
+    def capture(request: httpx2.Request) -> httpx2.Response:
+        bodies.append(json.loads(request.content))
+        return httpx2.Response(200, json=answer)
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(capture)) as client:
+        for settings in ({}, {"temperature": 0.0, "seed": 7}):
+            model = OpenAIModel("gpt-4o-mini", api_key=API_KEY, http_client=client, max_retries=0, **settings)
+            await model.request(ask("Where is order 1234?"))
+
+    default, tuned = bodies
+    assert "temperature" not in default and "seed" not in default  # the provider's own defaults apply
+    assert (tuned["temperature"], tuned["seed"]) == (0.0, 7)
+
+
+@pytest.mark.parametrize("temperature", [-0.1, 2.01, float("nan")])
+def test_a_temperature_outside_the_api_range_is_a_config_error(temperature: float) -> None:
+    with pytest.raises(ConfigError, match="temperature must be between 0 and 2"):
+        OpenAIModel("gpt-4o-mini", api_key=API_KEY, temperature=temperature)
 
 
 def test_official_api_gets_max_completion_tokens() -> None:

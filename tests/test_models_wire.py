@@ -7,7 +7,15 @@ import json
 import pytest
 from openai.types.chat import ChatCompletion
 
-from keel.models import ModelRequest, RequestUsage, ToolResultMessage, ToolSpec, UserMessage
+from keel.models import (
+    AssistantMessage,
+    ModelRequest,
+    RequestUsage,
+    ToolCall,
+    ToolResultMessage,
+    ToolSpec,
+    UserMessage,
+)
 from keel.models._openai_wire import chat_params, to_model_response
 from keel.models._provider import connection_error, redact, status_error
 
@@ -58,6 +66,20 @@ def test_error_results_are_prefixed_once() -> None:
     history = (ToolResultMessage("c1", "t", "Error: boom", is_error=True), ToolResultMessage("c2", "t", "ok"))
     params = chat_params(ask("x", *history), max_tokens_param="max_completion_tokens")
     assert [m["content"] for m in params["messages"][2:]] == ["Error: boom", "ok"]
+
+
+def test_tool_choice_auto_goes_out_only_with_tools() -> None:
+    # OpenAI defaults to "auto" anyway; llama-cpp-python's server ignores the tools unless it is sent.
+    assert chat_params(ask("x"), max_tokens_param="max_tokens")["tool_choice"] == "auto"
+    assert "tool_choice" not in chat_params(ask("x", tools=()), max_tokens_param="max_tokens")
+
+
+def test_an_assistant_turn_without_text_is_sent_with_empty_content() -> None:
+    # llama-cpp-python rejects "content": null next to tool calls; OpenAI accepts "" as well.
+    calls = (ToolCall("c1", "get_order", "{}"),)
+    history = (AssistantMessage(tool_calls=calls), ToolResultMessage("c1", "get_order", "{}"), AssistantMessage())
+    messages = chat_params(ask("x", *history), max_tokens_param="max_tokens")["messages"]
+    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["", ""]
 
 
 def test_short_dummy_keys_are_not_replaced_verbatim() -> None:

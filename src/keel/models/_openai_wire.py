@@ -50,14 +50,14 @@ def _message(message: Message) -> dict[str, Any]:
         case UserMessage(content=content):
             return {"role": "user", "content": content}
         case AssistantMessage(content=content, tool_calls=calls):
-            wire: dict[str, Any] = {"role": "assistant", "content": content}
+            # "" rather than null when there is no text: OpenAI accepts both, but some compatible servers
+            # (llama-cpp-python) reject a null content, even next to tool calls.
+            wire: dict[str, Any] = {"role": "assistant", "content": content or ""}
             if calls:
                 wire["tool_calls"] = [
                     {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                     for c in calls
                 ]
-            elif content is None:
-                wire["content"] = ""  # a bare assistant turn must carry content or tool calls
             return wire
         case ToolResultMessage(call_id=call_id, content=content, is_error=is_error):
             if is_error and not content.startswith(ERROR_PREFIX):
@@ -65,12 +65,19 @@ def _message(message: Message) -> dict[str, Any]:
             return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
-def chat_params(request: ModelRequest, *, max_tokens_param: MaxTokensParam) -> dict[str, Any]:
+def chat_params(
+    request: ModelRequest,
+    *,
+    max_tokens_param: MaxTokensParam,
+    temperature: float | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """The keyword arguments of ``chat.completions.create`` for `request`, except ``model``.
 
     A typed output is enforced with ``response_format`` only when the request has no tools: a forced JSON
     response would keep the model from calling them, so with tools the schema is asked for in the system
-    prompt instead (and validated by the pipeline either way).
+    prompt instead (and validated by the pipeline either way). `temperature` and `seed` are sent only when
+    set, so that the server's own defaults apply otherwise.
     """
     use_response_format = request.output_schema is not None and not request.tools
     system = request.instructions
@@ -87,6 +94,13 @@ def chat_params(request: ModelRequest, *, max_tokens_param: MaxTokensParam) -> d
             }
             for t in request.tools
         ]
+        # "auto" is OpenAI's default, but some compatible servers (llama-cpp-python) ignore the tools unless
+        # it is sent.
+        params["tool_choice"] = "auto"
+    if temperature is not None:
+        params["temperature"] = temperature
+    if seed is not None:
+        params["seed"] = seed
     if use_response_format:
         params["response_format"] = {
             "type": "json_schema",

@@ -7,15 +7,20 @@ The response-length cap goes out as ``max_completion_tokens`` to OpenAI itself (
 the deprecated ``max_tokens``) and as ``max_tokens`` to any other base URL: every OpenAI-compatible server
 accepts ``max_tokens``, while some (Ollama, older llama.cpp and llamafile) silently ignore
 ``max_completion_tokens``, which would lift the hard cap a budget reservation relies on.
+
+Whenever tools are declared, ``tool_choice`` goes out as ``"auto"``: that is OpenAI's default anyway, but
+llama-cpp-python's server ignores the tools unless it is sent.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
+from keel.errors import ConfigError
 from keel.models._openai_wire import MaxTokensParam, chat_params, to_model_response
 from keel.models._sdk_model import SDKErrors, SDKModel
 from keel.models.base import ModelRequest, ModelResponse
@@ -24,6 +29,7 @@ from keel.models.tokens import count_request_tokens, encoding_for_model
 __all__ = ["OpenAIModel"]
 
 _OFFICIAL_HOSTS = ("api.openai.com",)
+_MAX_TEMPERATURE = 2.0
 
 
 class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
@@ -38,10 +44,15 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
         max_retries: retries the SDK makes itself on 408/409/429/5xx and connection errors, before a
             `ModelError` reaches Keel's own bounded recovery.
         timeout_s: the timeout of one HTTP attempt, in seconds.
+        temperature: the sampling temperature, 0 to 2; 0 makes the answers (nearly) deterministic, which
+            small local models need to call tools reliably. Sent only when set: the server's default otherwise
+            (OpenAI's reasoning models accept no other value than their default).
+        seed: a sampling seed, for reproducible answers where the server supports it (OpenAI: best effort;
+            llama.cpp, vLLM: honoured). Sent only when set.
 
     Raises:
         MissingCredentialsError: no API key and no custom base URL.
-        ConfigError: a negative `max_retries` or a non-positive `timeout_s`.
+        ConfigError: a negative `max_retries`, a non-positive `timeout_s` or a `temperature` outside 0..2.
     """
 
     provider = "openai"
@@ -54,6 +65,31 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
         validation=openai.APIResponseValidationError,
         base=openai.OpenAIError,
     )
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        max_retries: int = 2,
+        timeout_s: float = 60.0,
+        temperature: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if temperature is not None and not 0.0 <= temperature <= _MAX_TEMPERATURE:
+            raise ConfigError(f"temperature must be between 0 and {_MAX_TEMPERATURE:g}, got {temperature}")
+        super().__init__(
+            model_name,
+            api_key=api_key,
+            base_url=base_url,
+            http_client=http_client,
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+        )
+        self._temperature = temperature
+        self._seed = seed
 
     @property
     def max_tokens_param(self) -> MaxTokensParam:
@@ -73,7 +109,9 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
             ModelError: the provider failed or answered with nothing usable; ``retryable`` says whether
                 trying again may help.
         """
-        params = chat_params(request, max_tokens_param=self.max_tokens_param)
+        params = chat_params(
+            request, max_tokens_param=self.max_tokens_param, temperature=self._temperature, seed=self._seed
+        )
         completion = await self._send(
             lambda client: client.chat.completions.create(model=self.model_name, **params), ChatCompletion
         )
