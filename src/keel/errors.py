@@ -7,7 +7,9 @@ for mistakes a developer or operator must fix.
     KeelError
     ├── ConfigError            bad configuration (agent, budget, pricing, environment)
     │   ├── UnknownModelError  a model name Keel cannot resolve ("provider:model")
-    │   └── MissingCredentialsError  a provider's API key is not set
+    │   ├── MissingCredentialsError  a provider's API key is not set
+    │   ├── MissingDependencyError   an optional extra is not installed (the message names the install command)
+    │   └── ModelFileError     a local model file that does not exist or is not a usable GGUF model
     ├── ToolDefinitionError    a function that cannot become a tool (unsupported parameter types, …)
     ├── StoreError             the store cannot be opened, written or migrated
     │   ├── StoreNotFoundError the store does not exist (and was opened without creating it)
@@ -28,7 +30,9 @@ __all__ = [
     "ConflictError",
     "KeelError",
     "MissingCredentialsError",
+    "MissingDependencyError",
     "ModelError",
+    "ModelFileError",
     "ModelRequestsDisabledError",
     "ReviewError",
     "StoreError",
@@ -54,6 +58,14 @@ class UnknownModelError(ConfigError):
 
 class MissingCredentialsError(ConfigError):
     """A provider needs an API key that is not set."""
+
+
+class MissingDependencyError(ConfigError):
+    """A feature needs an optional extra that is not installed, such as ``keel-agents[local]``."""
+
+
+class ModelFileError(ConfigError):
+    """A local model file is missing, unreadable, not in GGUF format, or has no chat template."""
 
 
 class ToolDefinitionError(KeelError):

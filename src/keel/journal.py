@@ -11,7 +11,8 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
   the events whose data it saw), reserved_tokens (the worst case authorized before the call), error; and when
   the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged) or
-  overrun (more reported than reserved).
+  overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
+  a local model's repeated call refused).
 - `tool_called`: a tool ran. call_id, tool, arguments, outcome (ok | error | timeout | abandoned: a sync tool
   past its timeout that may still complete), result, error, attempt, severity, side_effects, idempotency_key.
 - `tool_rejected`: a proposed call was refused before running. call_id, tool, arguments, reason, rejections.

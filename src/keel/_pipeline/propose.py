@@ -107,6 +107,8 @@ async def _record_response(state: RunState, response: ModelResponse, reserved: R
         "reserved_tokens": reserved.total_tokens,
         **notes,
     }
+    if response.notes:
+        payload["provider_notes"] = list(response.notes)
     if price is None:
         payload["price_unknown"] = True
     event = await record(

@@ -1,8 +1,9 @@
 """Models: the provider-neutral `Model` interface, the providers, pricing and token counting.
 
 Name a model as ``"provider:model"``: ``openai:<model>`` (official `openai` SDK; honours ``OPENAI_BASE_URL``
-and ``OPENAI_API_KEY``, so any OpenAI-compatible server works) or ``anthropic:<model>`` (official `anthropic`
-SDK). `infer_model` turns a name into a `Model`; an instance passes through unchanged.
+and ``OPENAI_API_KEY``, so any OpenAI-compatible server works), ``anthropic:<model>`` (official `anthropic`
+SDK) or ``local:<name-or-path>`` (a GGUF model run in-process by llama.cpp; ``local:default`` is bundled with
+the ``local`` extra). `infer_model` turns a name into a `Model`; an instance passes through unchanged.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ ALLOW_MODEL_REQUESTS = True
 """Set to False (as Keel's own test suite does) to make any real provider request raise
 `keel.errors.ModelRequestsDisabledError` instead of reaching the network."""
 
-PROVIDERS = ("openai", "anthropic")
+PROVIDERS = ("openai", "anthropic", "local")
 
 
 def infer_model(model: Model | str) -> Model:
@@ -70,6 +71,10 @@ def infer_model(model: Model | str) -> Model:
         from keel.models.anthropic import AnthropicModel
 
         return AnthropicModel(name)
+    if provider == "local":
+        from keel.models.local import LocalModel
+
+        return LocalModel(name)
     raise UnknownModelError(
         f"unknown model provider {provider!r} in {model!r}; known providers: {', '.join(PROVIDERS)}"
     )

@@ -130,6 +130,9 @@ class ModelResponse:
     """The model's stated reason for its decision, when it gave one (decision trace)."""
     confidence: float | None = None
     """The model's confidence in its answer (0..1), when known."""
+    notes: tuple[str, ...] = ()
+    """What the provider itself did to this response (e.g. a local model's repeated call refused), journaled
+    with the call so that nothing the runtime decided on the model's behalf is invisible."""
 
 
 class Model(abc.ABC):

