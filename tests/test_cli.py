@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from keel import __version__
+from keel import models as keel_models
 from keel.cli.main import app
 from keel.store import DEFAULT_STORE_PATH, MemoryStore
 
@@ -32,7 +33,7 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def demo_run(db: str) -> str:
-    result = keel("demo", "--store", db)
+    result = keel("demo", "--scripted", "--store", db)
     assert result.exit_code == 0, result.output
     return RUN_ID.findall(result.stdout)[-1]
 
@@ -58,13 +59,12 @@ def test_version() -> None:
     assert result.stdout.strip() == f"keel {__version__}"
 
 
-def test_demo_completes_and_says_its_model_is_scripted(db: str) -> None:
-    result = keel("demo", "--store", db)
+def test_scripted_demo_completes_and_says_its_model_is_scripted(db: str) -> None:
+    result = keel("demo", "--scripted", "--store", db)
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "scripted (keel.testing.ScriptedModel)" in out
-    assert "embedded local model" in out and "later release" in out
+    assert "scripted (keel.testing.ScriptedModel)" in out and "canned" in out
     assert "completed — answered" in out
     run_id = RUN_ID.findall(out)[-1]
     assert f"keel trace {run_id} --store {db}" in out
@@ -74,9 +74,45 @@ def test_demo_completes_and_says_its_model_is_scripted(db: str) -> None:
     assert "2025-06-09" in out  # the answer quotes the looked-up order
 
 
+def test_demo_runs_the_embedded_model_with_a_real_tool_call(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llama_cpp", reason="the local extra is not installed: pip install -e '.[local]'")
+    monkeypatch.setattr(keel_models, "ALLOW_MODEL_REQUESTS", True)
+
+    result = keel("demo", "--store", db)
+
+    assert result.exit_code in (0, 3), result.output  # a small real model may end partial; never a crash
+    out = result.stdout
+    assert "local:default" in out and "SmolLM2-135M-Instruct" in out and "running on this CPU" in out
+    assert "get_order(order_id='A-1002') → ok" in out  # the model's own call, run for real
+    run_id = RUN_ID.findall(out)[-1]
+    assert f"keel trace {run_id} --store {db}" in out
+
+
+def test_demo_without_the_local_extra_says_how_to_install_it(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a)
+    )
+
+    result = keel("demo", "--store", db)
+
+    assert result.exit_code == 0, result.output
+    assert "pip install 'keel-agents[local]'" in result.stdout
+    assert "scripted (keel.testing.ScriptedModel)" in result.stdout
+
+
+def test_demo_with_a_model_that_cannot_be_named_is_a_usage_error(db: str) -> None:
+    result = keel("demo", "--model", "local:/nowhere/model.gguf", "--store", db)
+
+    assert result.exit_code == 2
+    assert "no such file" in result.output
+
+
 def test_demo_uses_keel_store_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEEL_STORE", str(tmp_path / "env.db"))
-    result = keel("demo")
+    result = keel("demo", "--scripted")
     assert result.exit_code == 0, result.output
     run_id = RUN_ID.findall(result.stdout)[-1]
     assert re.search(rf"keel trace {run_id} *$", result.stdout, re.MULTILINE)  # no --store needed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ from keel.models import (
     infer_model,
     set_price,
 )
-from keel.models.local import LocalModel, resolve_model_file
+from keel.models._local_runtime import REPETITION_WINDOW, degenerate
+from keel.models.local import ANSWER_NUDGE, LocalModel, resolve_model_file
 from keel.store import MemoryStore
 from keel.tools.registry import ToolRegistry
 
@@ -196,17 +198,28 @@ async def test_a_typed_output_is_json_that_matches_the_schema() -> None:
     assert isinstance(result.output, Triage)
 
 
-async def test_a_repeated_identical_call_is_refused_and_the_model_answers_instead(model: LocalModel) -> None:
-    desk = SupportDesk.load()
-    call = ToolCall("c1", "get_order", json.dumps({"order_id": "A-1002"}))
-    history = (AssistantMessage(None, (call,)), ToolResultMessage("c1", "get_order", json.dumps(desk.order("A-1002"))))
+async def test_a_repeated_identical_call_is_refused_and_the_model_answers_instead() -> None:
+    agent = Agent(
+        "support-desk",
+        "local:default",
+        instructions=INSTRUCTIONS,
+        tools=support_tools(SupportDesk.load()),
+        budget=Budget(max_steps=4),
+        max_output_tokens=256,
+        store=MemoryStore(),
+    )
 
-    response = await model.request(ask("Where is my order A-1002?", *history))
+    result = await agent.run("Where is my order A-1002?")
 
-    # SmolLM2 asks for the same lookup again (greedy sampling repeats it); Keel refuses the repeat in place.
-    assert response.tool_calls == ()
-    assert response.text
-    assert len(response.notes) == 1 and "repeated call refused: get_order" in response.notes[0]
+    # SmolLM2 asks for the same lookup again after seeing its result (greedy sampling repeats it); the
+    # provider refuses the repeat in place, nudges the model to answer, and the journal says so.
+    assert result.status is RunStatus.COMPLETED
+    assert isinstance(result.output, str) and "A-1002" in result.output
+    answer = [e for e in result.events if e.kind is EventKind.MODEL_CALLED][-1]
+    [note] = answer.payload["provider_notes"]
+    assert note.startswith("repeated call refused: get_order") and ANSWER_NUDGE in note
+    assert answer.tokens_in <= answer.payload["reserved_tokens"] - 256  # the nudged prompt was counted up front
+    assert len([e for e in result.events if e.kind is EventKind.TOOL_CALLED]) == 1
 
 
 async def test_repeats_are_allowed_when_asked(model: LocalModel) -> None:
@@ -319,6 +332,35 @@ async def test_an_abandoned_generation_stops_and_frees_the_model(model: LocalMod
     await model.request(ask("Say hi.", tools=(), max_output_tokens=8))
 
     assert time.monotonic() - started < 5.0  # 4000 tokens would take ~40 s if the worker had kept going
+
+
+def test_a_short_cycle_repeated_over_the_window_is_degenerate() -> None:
+    date = [17, 2025, 12, 6, 12, 3, 220]  # "2025-06-03 " as a few tokens
+    looping = list(range(100, 140)) + date * 20
+    varied = list(range(100, 100 + REPETITION_WINDOW * 2))
+
+    assert degenerate(looping)
+    assert degenerate([198] * 100)  # newlines forever
+    assert not degenerate(varied)
+    assert not degenerate(date * 5)  # too short to judge
+
+
+async def test_a_degenerate_reply_is_stopped_early_with_a_retryable_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On this conversation (the order as spaced JSON) SmolLM2's answer falls into "2025-06-03 2025-06-03 …",
+    # which would run to max_tokens; it is stopped once a short cycle fills the repetition window.
+    model = LocalModel("default")
+    call = ToolCall("c1", "get_order", json.dumps({"order_id": "A-1002"}))
+    result = ToolResultMessage("c1", "get_order", json.dumps(SupportDesk.load().order("A-1002")))
+    request = ask("Where is my order A-1002?", AssistantMessage(None, (call,)), result, max_output_tokens=1000)
+
+    with pytest.raises(
+        ModelError, match=r"degenerated into repeating itself and was stopped after (\d+) tokens"
+    ) as caught:
+        await model.request(request)
+
+    assert caught.value.retryable
+    stopped_after = int(re.search(r"after (\d+) tokens", str(caught.value)).group(1))
+    assert stopped_after < 200  # not the 1000 allowed
 
 
 # --- usage and cost -------------------------------------------------------------------------------------------

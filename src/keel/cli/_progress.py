@@ -119,6 +119,8 @@ class ProgressPrinter:
             line.append("  ")
             line.append_text(figures)
         self.console.print(line, no_wrap=True, overflow="ellipsis")
+        for note in event.payload.get("provider_notes") or ():  # what the runtime did on the model's behalf
+            self.console.print(Text.assemble((f"{'  keel':<9}", "bold yellow"), str(note)), overflow="fold")
 
 
 async def observed_run(

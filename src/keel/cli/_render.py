@@ -195,6 +195,8 @@ def _model_details(p: Mapping[str, Any]) -> list[Text]:
         lines.append(Text.assemble(("answer: ", "bold"), short(p["text"], 1000)))
     if p.get("confidence") is not None:
         lines.append(Text.assemble(("confidence: ", "bold"), str(p["confidence"])))
+    for note in p.get("provider_notes") or ():
+        lines.append(Text.assemble(("keel: ", "bold yellow"), str(note)))
     if p.get("informed_by"):
         lines.append(Text("saw events " + ", ".join(f"#{seq}" for seq in p["informed_by"]), style="dim"))
     return lines

@@ -1,34 +1,86 @@
-"""``keel demo``: the support-desk agent answering a customer about a late order, offline, with no API key."""
+"""``keel demo``: the support-desk agent answering a customer about a late order, offline, with no API key.
+
+By default the agent runs on the embedded model (``local:default``: SmolLM2-135M-Instruct, bundled with the
+``local`` extra, on this CPU). ``--model`` runs it on any model Keel can name; ``--scripted`` on a fixed script
+(no model at all). Whatever the model, the tool calls, the budget, the journal and the accounting are real.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from keel.demo.support import DEMO_TASK, build_agent
+from keel.demo.support import DEMO_TASK, SupportDesk, build_agent, scripted_model
+from keel.errors import MissingDependencyError
+from keel.models import Model, infer_model
+from keel.models.local import INSTALL_HINT
 
 from ._common import StoreOption, exit_code, keel_errors, out_console, run_async, store_flag, using_store
 from ._progress import observed_run, show_result
 
-__all__ = ["DISCLAIMER", "demo_command"]
+__all__ = ["DEFAULT_DEMO_MODEL", "LOCAL_NOTE", "SCRIPTED_NOTE", "demo_command"]
 
-DISCLAIMER = (
-    "scripted (keel.testing.ScriptedModel): a fixed script stands in for the model, so the model's words are "
-    "canned. The embedded local model (local:default) arrives in a later release; until then pass a real agent "
-    'to `keel run MODULE:AGENT "task"`. The tool calls, the budget, the journal and the accounting below are real.'
+DEFAULT_DEMO_MODEL = "local:default"
+
+LOCAL_NOTE = (
+    "a real model: SmolLM2-135M-Instruct, 135M parameters, bundled with Keel and running on this CPU (no key, no "
+    "server). Its replies are grammar-constrained to the registered tools or a final answer. It is small and "
+    "fallible: expect terse, sometimes wrong answers, which is what Keel's bounds and checks are for."
 )
-"""What the demo says about its model, plainly, every time it runs."""
+SCRIPTED_NOTE = (
+    "scripted (keel.testing.ScriptedModel): a fixed script stands in for the model, so the model's words are "
+    "canned. The tool calls, the budget, the journal and the accounting below are real."
+)
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="MODEL",
+        help="Run the agent on this model, e.g. openai:gpt-4o-mini or local:/path/model.gguf. Default: local:default.",
+        show_default=False,
+    ),
+]
+ScriptedOption = Annotated[
+    bool, typer.Option("--scripted", help="Use a fixed script instead of a model (instant, deterministic).")
+]
 
 
-def demo_command(store: StoreOption = None) -> None:
-    """Run the support-desk demo: a real agent, real tool calls on a bundled dataset, a scripted model."""
+def _choose_model(console: Console, model: str | None, scripted: bool, desk: SupportDesk) -> tuple[Model, str]:
+    """The model to run and what to say about it."""
+    if scripted:
+        return scripted_model(desk), SCRIPTED_NOTE
+    if model is not None:
+        chosen = infer_model(model)
+        return chosen, LOCAL_NOTE if model == DEFAULT_DEMO_MODEL else "a real model, as named with --model."
+    try:
+        return infer_model(DEFAULT_DEMO_MODEL), LOCAL_NOTE
+    except MissingDependencyError:
+        console.print(
+            Text(
+                f"The embedded model needs Keel's local extra ({INSTALL_HINT}; `make demo` installs it). "
+                "Running the scripted stand-in instead.",
+                style="yellow",
+            )
+        )
+        return scripted_model(desk), SCRIPTED_NOTE
+
+
+def demo_command(store: StoreOption = None, model: ModelOption = None, scripted: ScriptedOption = False) -> None:
+    """Run the support-desk demo: a real agent and real tool calls on a bundled dataset, on the embedded model."""
     console = out_console()
     with keel_errors(), using_store(store) as opened:
-        agent = build_agent(store=opened)
+        desk = SupportDesk.load()
+        chosen, note = _choose_model(console, model, scripted, desk)
+        agent = build_agent(chosen, store=opened, desk=desk)
         intro = Text()
         intro.append("model  ", style="bold")
-        intro.append(DISCLAIMER + "\n", style="yellow")
+        intro.append(f"{chosen.name}: ", style="bold")
+        intro.append(note + "\n", style="yellow")
         intro.append("tools  ", style="bold")
         intro.append(", ".join(f"{t.name} ({t.severity})" for t in agent.tools) + "\n")
         intro.append("store  ", style="bold")

@@ -204,5 +204,6 @@ def build_agent(
         instructions=INSTRUCTIONS,
         tools=support_tools(desk),
         budget=Budget(max_tokens=20_000, max_steps=8, timeout_s=60),
+        max_output_tokens=400,  # a support reply is a few sentences; a small model that rambles is cut here
         store=store,
     )

