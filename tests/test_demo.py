@@ -122,3 +122,10 @@ def test_list_orders_most_recent_first() -> None:
 def test_scripted_model_is_fresh_each_time() -> None:
     assert scripted_model() is not scripted_model()
     assert build_agent(store=MemoryStore()).model is not build_agent(store=MemoryStore()).model
+
+
+def test_ids_are_matched_whatever_their_case_or_spacing() -> None:
+    desk = SupportDesk.load()
+    assert desk.orders_of(" c-100 ") == desk.orders_of("C-100")
+    assert desk.order("a-1002")["id"] == "A-1002"
+    assert desk.customer_by_email(" Dana@Example.com ")["id"] == "C-100"

@@ -73,8 +73,10 @@ class SupportDesk:
 
     def orders_of(self, customer_id: str) -> list[dict[str, Any]]:
         """A customer's orders, most recent first, in brief; `LookupError` for an unknown customer."""
-        if customer_id not in self.customers:
+        wanted = customer_id.strip().upper()
+        if wanted not in self.customers:
             raise LookupError(f"no customer {customer_id!r}")
+        customer_id = wanted
         mine = [o for o in self.orders.values() if o["customer_id"] == customer_id]
         mine.sort(key=lambda o: o["placed_on"], reverse=True)
         keys = ("id", "placed_on", "status", "total", "currency")

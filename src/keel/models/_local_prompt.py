@@ -202,15 +202,16 @@ def _new_call(name: str, arguments: Any) -> ToolCall:
     return ToolCall(id=f"call_{uuid.uuid4().hex[:16]}", name=name, arguments=raw)
 
 
-def _cut_off(model_name: str, text: str, max_tokens: int) -> ParsedReply:
+def _cut_off(model_name: str, text: str, max_tokens: int, *, sampled: bool) -> ParsedReply:
     """A reply that hit `max_tokens` before its JSON was complete."""
     tool = _TOOL_NAME.search(text)
     if tool is not None:
-        # Half a tool call cannot be run or shown as an answer; a retry with more room may succeed.
+        # Half a tool call cannot be run or shown as an answer. Only a sampled model may do better on a retry;
+        # a greedy one writes the same tokens again.
         raise ModelError(
             f"{model_name}: the reply reached max_tokens ({max_tokens}) in the middle of a call to "
             f"{tool.group(1)!r}; raise Agent(max_output_tokens=...) if calls need more room",
-            retryable=True,
+            retryable=sampled,
         )
     partial = _PARTIAL_ANSWER.match(text)
     if partial is not None:
@@ -222,7 +223,14 @@ def _cut_off(model_name: str, text: str, max_tokens: int) -> ParsedReply:
 
 
 def parse_reply(
-    model_name: str, text: str, *, hit_limit: bool, max_tokens: int, structured: bool, typed: bool = False
+    model_name: str,
+    text: str,
+    *,
+    hit_limit: bool,
+    max_tokens: int,
+    structured: bool,
+    typed: bool = False,
+    sampled: bool = False,
 ) -> ParsedReply:
     """Turn the model's raw reply into text or one tool call.
 
@@ -233,9 +241,10 @@ def parse_reply(
         max_tokens: the cap it ran into, for the message.
         structured: the model was asked for the decision JSON (it had tools or typed output).
         typed: the agent has typed output, so the answer is returned as JSON text for the pipeline to validate.
+        sampled: the model samples (temperature above 0), so a retry may produce a different reply.
 
     Raises:
-        ModelError: the reply was cut off in the middle of a tool call (retryable).
+        ModelError: the reply was cut off in the middle of a tool call (retryable when `sampled`).
     """
     if not structured:
         return ParsedReply(text, (), "length" if hit_limit else "stop")
@@ -246,5 +255,5 @@ def parse_reply(
         answer = value["answer"]
         return ParsedReply(answer if isinstance(answer, str) and not typed else json.dumps(answer), (), "stop")
     if hit_limit:
-        return _cut_off(model_name, text, max_tokens)
+        return _cut_off(model_name, text, max_tokens, sampled=sampled)
     return ParsedReply(text.strip() or None, (), "stop")  # prose instead of JSON: take it as the answer

@@ -230,6 +230,12 @@ def _close_all() -> None:
         for runtime in _runtimes.values():
             runtime.close()
         _runtimes.clear()
+    # llama-cpp-python opens two /dev/null files at import and never closes them (ResourceWarnings at exit).
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()
 
 
 def _special_text(vocab: Llama, token: int) -> str:

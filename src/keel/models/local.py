@@ -207,8 +207,9 @@ class LocalModel(Model):
 
         Raises:
             ModelRequestsDisabledError: `keel.models.ALLOW_MODEL_REQUESTS` is False.
-            ModelError: the prompt does not fit the context window (not retryable), the call ran out of
-                wall time, or the reply was cut off in the middle of a tool call (both retryable).
+            ModelError: the prompt does not fit the context window (not retryable), the call ran out of wall
+                time (retryable), or the reply was cut off in the middle of a tool call or degenerated into
+                repetition (retryable only when sampling: a greedy model would write the same reply again).
         """
         _provider.ensure_requests_allowed(self.name)
         deadline = time.monotonic() + self.timeout_s
@@ -299,7 +300,7 @@ class LocalModel(Model):
             raise ModelError(
                 f"{self.name}: the reply degenerated into repeating itself and was stopped after "
                 f"{generation.completion_tokens} tokens: {generation.text[-80:]!r}",
-                retryable=True,
+                retryable=self.temperature > 0,  # a greedy model would loop the same way again
             )
         reply = parse_reply(
             self.name,
@@ -308,6 +309,7 @@ class LocalModel(Model):
             max_tokens=max_tokens,
             structured=structured,
             typed=typed,
+            sampled=self.temperature > 0,
         )
         if reply.text is None and not reply.tool_calls and reply.finish_reason != "length":
             raise ModelError(f"{self.name}: empty response", retryable=True)
