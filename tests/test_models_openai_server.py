@@ -11,6 +11,7 @@ Sampling is greedy (``temperature=0``) so that the tiny model answers the same w
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,3 +267,19 @@ async def test_an_agent_run_on_the_local_server_terminates_with_a_journal(server
     assert tool_calls[0]["tool"] == "get_order"
     assert tool_calls[0]["outcome"] == "ok"
     assert result.usage.total_tokens == sum(e.tokens_in + e.tokens_out for e in model_calls)
+
+
+def test_run_sync_closes_the_sdk_owned_connections_of_each_loop(server: LlamaServer) -> None:
+    # Each run_sync is a new event loop; a pool left open on a finished loop would be collected later with a
+    # ResourceWarning, or fail to close on a closed loop. The model reopens its client on the next run.
+    model = OpenAIModel(ALIAS, base_url=server.base_url, temperature=0, max_retries=0, timeout_s=60)
+    agent = Agent("brief", model, instructions="Answer in one word.", store=MemoryStore(), max_output_tokens=8)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = agent.run_sync("What colour is the sky?")
+        second = agent.run_sync("What colour is grass?")
+        gc.collect()
+
+    assert first.usage.requests == second.usage.requests == 1
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

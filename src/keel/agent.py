@@ -119,10 +119,18 @@ class Agent:
         )
         return await run_pipeline(spec)
 
+    async def _run_then_close_model(self, task: str, session_id: str | None) -> RunResult:
+        # The loop `run_sync` made ends with this call: connections opened on it must close on it, not be
+        # garbage-collected later with a ResourceWarning (or fail on a loop that is already closed).
+        try:
+            return await self.run(task, session_id=session_id)
+        finally:
+            await self.model.aclose()
+
     def run_sync(self, task: str, *, session_id: str | None = None) -> RunResult:
         """`run` for code without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(task, session_id=session_id))
+            return asyncio.run(self._run_then_close_model(task, session_id))
         raise ConfigError("run_sync() cannot be called from a running event loop; use `await agent.run(...)`")

@@ -38,6 +38,10 @@ class _StatusError(Protocol):
     response: httpx2.Response
 
 
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
 ClientT = TypeVar("ClientT", bound=_SDKClient)
 R = TypeVar("R")
 
@@ -122,6 +126,12 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
             self._client = self._new_client()
             self._client_loop = loop
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the SDK-owned client and its connection pool (a caller's own `http_client` is left open)."""
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None and self._http_client is None:
+            await cast(_Closable, client).close()
 
     async def _send(self, call: Callable[[ClientT], Awaitable[object]], expect: type[R]) -> R:
         """Await `call` on this loop's SDK client, translating the SDK's exceptions into `ModelError`.

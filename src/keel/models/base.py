@@ -150,6 +150,14 @@ class Model(abc.ABC):
         """USD per million input/output tokens, or None when unknown (then cost is recorded as 0)."""
         return price_for(self.name)
 
+    async def aclose(self) -> None:
+        """Release what the model holds on the running event loop (HTTP connections); it reopens on next use.
+
+        `Agent.run_sync` calls it before its event loop ends. Code that drives its own loop and is done with a
+        model calls it too, or leaves the pool to the process's exit.
+        """
+        return None  # nothing held by default; HTTP providers override
+
     def count_input_tokens(self, request: ModelRequest) -> int:
         """An upper bound on the input tokens `request` will cost, computed before the call.
 
