@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 import keel.models
 from keel import Agent, Budget, EventKind, Phase, RunStatus, ToolContext, tool
-from keel.errors import ConfigError, ModelRequestsDisabledError, StoreError
+from keel.errors import ConfigError, ModelError, ModelRequestsDisabledError, StoreError
 from keel.models import Model, ModelRequest, ModelResponse, RequestUsage, ToolCall
 from keel.store import MemoryStore
 from keel.testing import FunctionModel, ScriptedModel, call, calls, fail, raw_call, reply
@@ -278,6 +278,20 @@ async def test_model_failure_is_an_outcome_not_an_exception():
     result = await agent_with(after_progress).run("x")
     assert result.status is RunStatus.PARTIAL
     assert json.loads(result.output)["id"] == "1234"
+
+
+async def test_tokens_a_failed_call_consumed_are_charged_to_the_run():
+    def stalls(request: ModelRequest) -> ModelResponse:
+        raise ModelError("stopped mid-reply", retryable=True, tokens=(300, 700))
+
+    model = FunctionModel(stalls, price=(1.0, 2.0))
+    result = await agent_with(model, budget=Budget(max_tokens=10_000)).run("x")
+
+    assert result.status is RunStatus.FAILED
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (300, 700)
+    assert result.usage.cost_usd == pytest.approx((300 * 1.0 + 700 * 2.0) / 1e6)
+    [failed] = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert (failed.tokens_in, failed.tokens_out) == (300, 700) and "stopped mid-reply" in failed.payload["error"]
 
 
 async def test_a_cut_off_answer_is_partial():

@@ -283,6 +283,8 @@ async def test_a_stall_in_a_run_ends_in_a_journaled_error_not_a_hang() -> None:
     assert result.status is RunStatus.FAILED
     [called] = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
     assert "wall-time limit" in called.payload["error"]
+    assert called.tokens_in > 0 and called.tokens_out > 0  # what the stopped generation used is charged
+    assert result.usage.output_tokens == called.tokens_out
 
 
 async def test_a_prompt_longer_than_the_context_window_is_a_clear_error_not_a_crash() -> None:

@@ -115,6 +115,8 @@ class ModelError(KeelError):
         retryable: whether trying again may succeed (429, 5xx, timeouts, connection errors).
         status_code: the HTTP status, when there was one.
         retry_after_s: how long the provider asked us to wait before trying again (``retry-after``), if it did.
+        tokens: (input, output) tokens the failed call consumed, when known (a local model stopped mid-reply);
+            the pipeline charges them, so a failing call still counts against the budget.
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class ModelError(KeelError):
         retryable: bool = False,
         status_code: int | None = None,
         retry_after_s: float | None = None,
+        tokens: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
         self.retry_after_s = retry_after_s
+        self.tokens = tokens

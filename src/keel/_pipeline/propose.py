@@ -69,7 +69,8 @@ async def propose(state: RunState) -> ModelResponse | Finish:
             return await _failed_call(state, error, reserved, latency_ms, status=RunStatus.PARTIAL)
         return await _failed_call(state, f"model call timed out: {str(exc) or 'no detail'}", reserved, latency_ms)
     except ModelError as exc:
-        return await _failed_call(state, f"model call failed: {exc}", reserved, (time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return await _failed_call(state, f"model call failed: {exc}", reserved, latency_ms, consumed=exc.tokens)
     await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000)
     return response
 
@@ -127,11 +128,20 @@ async def _record_response(state: RunState, response: ModelResponse, reserved: R
 
 
 async def _failed_call(
-    state: RunState, error: str, reserved: RequestUsage, latency_ms: float, *, status: RunStatus | None = None
+    state: RunState,
+    error: str,
+    reserved: RequestUsage,
+    latency_ms: float,
+    *,
+    status: RunStatus | None = None,
+    consumed: tuple[int, int] | None = None,
 ) -> Finish:
-    # The attempt counts as a request; whether the provider bills a failed call is not known here, so no cost
-    # is charged (the recovery layer's retries account attempts in full).
-    state.usage.add_request(state.phase, 0, 0, 0.0)
+    # The attempt counts as a request. Tokens it consumed are charged when the provider knows them (a local
+    # model stopped mid-reply); an HTTP failure reports none, and whether the provider bills it is unknown here.
+    tokens_in, tokens_out = consumed or (0, 0)
+    price = state.spec.model.price
+    cost = price.cost(tokens_in, tokens_out) if price is not None else 0.0
+    state.usage.add_request(state.phase, tokens_in, tokens_out, cost)
     await record(
         state,
         EventKind.MODEL_CALLED,
@@ -141,6 +151,9 @@ async def _failed_call(
             "error": error,
             "reserved_tokens": reserved.total_tokens,
         },
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=cost,
         latency_ms=latency_ms,
     )
     if status is None:

@@ -231,7 +231,11 @@ class LocalModel(Model):
             return response
         nudged = await asyncio.to_thread(self._prompt, _with_nudge(request))
         retry = await self._generate(nudged, room, decision_schema((), request.output_schema), deadline)
-        final = self._response(retry, room, structured=True, typed=typed)
+        try:
+            final = self._response(retry, room, structured=True, typed=typed)
+        except ModelError as exc:
+            exc.tokens = (retry.prompt_tokens, generation.completion_tokens + retry.completion_tokens)
+            raise
         note = (
             f"repeated call refused: {repeated.name}({repeated.arguments}) was already made in this conversation; "
             f"the model was asked instead: {ANSWER_NUDGE!r}"
@@ -290,6 +294,14 @@ class LocalModel(Model):
         return min(wanted, room)
 
     def _response(self, generation: Generation, max_tokens: int, *, structured: bool, typed: bool) -> ModelResponse:
+        """The `ModelResponse` of `generation`; a `ModelError` carries the tokens it consumed, to be charged."""
+        try:
+            return self._read(generation, max_tokens, structured=structured, typed=typed)
+        except ModelError as exc:
+            exc.tokens = (generation.prompt_tokens, generation.completion_tokens)
+            raise
+
+    def _read(self, generation: Generation, max_tokens: int, *, structured: bool, typed: bool) -> ModelResponse:
         if generation.stopped in ("deadline", "cancelled"):
             raise ModelError(
                 f"{self.name}: generation stopped at its wall-time limit of {self.timeout_s:g}s after "
