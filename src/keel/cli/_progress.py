@@ -128,13 +128,17 @@ async def observed_run(
 ) -> RunResult:
     """Run `agent` on `task`, printing each step; `store` replaces the agent's own store when given.
 
-    The agent itself is left untouched: a shallow copy runs, with the observing store in place of its own.
+    The agent itself is left untouched: a shallow copy runs, with the observing store in place of its own. The
+    model's connections on this loop are closed at the end, since a command runs one loop for one run.
     """
     printer = ProgressPrinter(console)
     watched = agent.with_store(ObservingStore(store if store is not None else agent.store, printer))
     spinner: AbstractContextManager[Any] = console.status("working…") if console.is_terminal else nullcontext()
-    with spinner:
-        return await watched.run(task, session_id=session_id)
+    try:
+        with spinner:
+            return await watched.run(task, session_id=session_id)
+    finally:
+        await agent.model.aclose()  # the command's event loop ends with this run
 
 
 def _output(output: Any) -> RenderableType:

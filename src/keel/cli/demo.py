@@ -19,7 +19,17 @@ from keel.errors import MissingDependencyError
 from keel.models import Model, infer_model
 from keel.models.local import INSTALL_HINT
 
-from ._common import StoreOption, exit_code, keel_errors, out_console, run_async, store_flag, using_store
+from ._common import (
+    EXIT_USAGE,
+    StoreOption,
+    exit_code,
+    fail,
+    keel_errors,
+    out_console,
+    run_async,
+    store_flag,
+    using_store,
+)
 from ._progress import observed_run, show_result
 
 __all__ = ["DEFAULT_DEMO_MODEL", "LOCAL_NOTE", "SCRIPTED_NOTE", "demo_command"]
@@ -72,6 +82,8 @@ def _choose_model(console: Console, model: str | None, scripted: bool, desk: Sup
 
 def demo_command(store: StoreOption = None, model: ModelOption = None, scripted: ScriptedOption = False) -> None:
     """Run the support-desk demo: a real agent and real tool calls on a bundled dataset, on the embedded model."""
+    if scripted and model is not None:
+        fail("--scripted and --model exclude each other: a script stands in for the model", EXIT_USAGE)
     console = out_console()
     with keel_errors(), using_store(store) as opened:
         desk = SupportDesk.load()

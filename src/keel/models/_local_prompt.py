@@ -125,9 +125,13 @@ def chat_messages(request: ModelRequest, *, fold_system: bool = False) -> list[C
 
 
 def _hoist(schema: Mapping[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
-    """`schema` without its ``$defs``, which move to `defs` under prefixed names (refs rewritten to match)."""
+    """`schema` without its ``$defs``, which move to `defs` under prefixed names (refs rewritten to match).
+
+    New names use letters, digits and ``-`` only: llama.cpp turns a recursive definition into a grammar rule
+    named after it, and its grammar parser accepts nothing else in a rule name.
+    """
     own = schema.get("$defs", {})
-    renamed = {name: f"{prefix}{name}" for name in own}
+    renamed = {name: prefix + re.sub(r"[^A-Za-z0-9-]", "-", name) for name in own}
 
     def rewrite(node: Any) -> Any:
         if isinstance(node, Mapping):
@@ -155,7 +159,7 @@ def decision_schema(tools: Sequence[ToolSpec], output_schema: Mapping[str, Any] 
     defs: dict[str, Any] = {}
     branches: list[dict[str, Any]] = []
     for index, spec in enumerate(tools):
-        arguments = _hoist(spec.parameters, f"t{index}_", defs)
+        arguments = _hoist(spec.parameters, f"t{index}-", defs)
         branches.append(
             {
                 "type": "object",
@@ -164,7 +168,7 @@ def decision_schema(tools: Sequence[ToolSpec], output_schema: Mapping[str, Any] 
                 "additionalProperties": False,
             }
         )
-    answer = _hoist(output_schema, "out_", defs) if output_schema is not None else {"type": "string"}
+    answer = _hoist(output_schema, "out-", defs) if output_schema is not None else {"type": "string"}
     branches.append(
         {"type": "object", "properties": {"answer": answer}, "required": ["answer"], "additionalProperties": False}
     )
@@ -195,6 +199,23 @@ def _first_json_object(text: str) -> Any:
             continue
         return value
     return None
+
+
+def _as_call(value: Any) -> ToolCall | None:
+    """The tool call `value` is, in the decision shape or the ``{"name", "arguments"}`` shape; else None.
+
+    Models trained on function calling write the second shape unprompted. A call that names its tool with a
+    non-string is kept as written, for the pipeline to reject and feed back, never taken for a final answer.
+    """
+    if not isinstance(value, Mapping):
+        return None
+    if "tool" in value:
+        name = value["tool"]
+    elif isinstance(value.get("name"), str) and "arguments" in value:
+        name = value["name"]
+    else:
+        return None
+    return _new_call(name if isinstance(name, str) else json.dumps(name), value.get("arguments", {}))
 
 
 def _new_call(name: str, arguments: Any) -> ToolCall:
@@ -249,11 +270,16 @@ def parse_reply(
     if not structured:
         return ParsedReply(text, (), "length" if hit_limit else "stop")
     value = _first_json_object(text)
-    if isinstance(value, Mapping) and isinstance(value.get("tool"), str):
-        return ParsedReply(None, (_new_call(value["tool"], value.get("arguments", {})),), "tool_calls")
+    call = _as_call(value)
+    if call is not None:
+        return ParsedReply(None, (call,), "tool_calls")
     if isinstance(value, Mapping) and "answer" in value:
         answer = value["answer"]
-        return ParsedReply(answer if isinstance(answer, str) and not typed else json.dumps(answer), (), "stop")
+        if typed:  # the pipeline validates the JSON against the output schema
+            return ParsedReply(json.dumps(answer), (), "stop")
+        if answer is None:  # an empty answer: the pipeline asks again
+            return ParsedReply("", (), "stop")
+        return ParsedReply(answer if isinstance(answer, str) else json.dumps(answer), (), "stop")
     if hit_limit:
         return _cut_off(model_name, text, max_tokens, sampled=sampled)
     return ParsedReply(text.strip() or None, (), "stop")  # prose instead of JSON: take it as the answer

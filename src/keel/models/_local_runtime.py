@@ -1,69 +1,52 @@
-"""llama.cpp in this process: loading GGUF files once, rendering chat templates, bounded generation.
+"""llama.cpp in this process: one GGUF file's chat template, tokenizer, grammars and bounded generation.
 
-Everything that touches `llama_cpp` lives here, imported lazily, so that Keel imports without the ``local``
-extra and a missing extra is a clear `MissingDependencyError` instead of an ImportError deep in a run.
+`llama_cpp` is imported lazily (see `_local_loading`), so Keel imports without the ``local`` extra.
 
-Two loads per file, both cached for the life of the process: a vocabulary-only load (milliseconds, even for
-a multi-gigabyte file) that counts prompt tokens and reads the chat template before any call, and the full
-model, loaded on the first generation in a worker thread. A loaded model is not thread-safe, so generations
-on it are serialized by its lock; each one is bounded by ``max_tokens``, the context window and a wall-clock
-deadline checked after every token, and stops at the next token once its caller gives up.
+Two loads per file: a vocabulary-only load (milliseconds, even for a multi-gigabyte file) that counts prompt
+tokens and reads the chat template before any call, and the full model, loaded on the first generation in a
+worker thread. A loaded model is not thread-safe, so generations on it are serialized by its lock; each one
+is bounded by ``max_tokens``, the context window, a wall-clock deadline and a cancel flag that llama.cpp checks
+during every decode, and a repetition check after every token.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import importlib.util
 import json
-import os
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from keel.errors import MissingDependencyError, ModelError, ModelFileError
+from keel.errors import ModelError, ModelFileError
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
     from llama_cpp.llama_grammar import LlamaGrammar
 
 __all__ = [
-    "INSTALL_HINT",
     "DEFAULT_CONTEXT_CAP",
+    "LIFECYCLE",
     "Generation",
     "LocalRuntime",
     "Stop",
     "degenerate",
     "grammar_for",
-    "require_runtime",
-    "runtime_for",
 ]
 
-INSTALL_HINT = "pip install 'keel-agents[local]'"
 DEFAULT_CONTEXT_CAP = 8192
 """The context window used when none is given: the model's trained window, capped here because the KV cache
 of a 128k-token window would take gigabytes of memory that a support-desk turn never needs."""
 
 
-def require_runtime() -> None:
-    """Raise `MissingDependencyError` with the install command when llama-cpp-python is not installed."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise MissingDependencyError(
-            f"local models run on llama-cpp-python, which is not installed; install Keel's local extra: {INSTALL_HINT}"
-        )
-
-
 Stop = Literal["done", "length", "deadline", "cancelled", "repetition"]
 
-REPETITION_WINDOW = 64
+REPETITION_WINDOW = 96
 """Generated tokens that must repeat one short cycle before a generation counts as degenerate."""
-REPETITION_MAX_PERIOD = 16
-"""The longest cycle (in tokens) looked for: a date, a phrase, a run of newlines."""
+REPETITION_MAX_PERIOD = 32
+"""The longest cycle (in tokens) looked for: a date, a phrase, a list item, a run of newlines."""
 
 
 def degenerate(tokens: Sequence[int]) -> bool:
@@ -89,6 +72,35 @@ class Generation:
     """Why it ended: done, `max_tokens`, the wall-clock deadline, abandoned, or a degenerate repetition."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """The bounds of the generation in progress, read by llama.cpp's abort callback during every decode."""
+
+    deadline: float
+    cancel: threading.Event
+
+    def expired(self) -> Stop | None:
+        if self.cancel.is_set():
+            return "cancelled"
+        if time.monotonic() >= self.deadline:
+            return "deadline"
+        return None
+
+    def acquire(self, lock: threading.Lock) -> bool:
+        """Take `lock`, giving up when the watch expires (polled, so a cancelled caller does not wait on)."""
+        while not lock.acquire(timeout=_LOCK_POLL_S):
+            if self.expired() is not None:
+                return False
+        return True
+
+
+_LOCK_POLL_S = 0.05
+LIFECYCLE = threading.Lock()
+"""Serializes every llama.cpp load and free in the process: with ``verbose=False`` llama-cpp-python redirects
+the process's stdout and stderr while it loads, and two overlapping loads would restore each other's
+redirection, silencing the process for good."""
+
+
 @dataclass(eq=False)
 class LocalRuntime:
     """One GGUF file: its vocabulary and chat template now, the full model on first use."""
@@ -104,6 +116,9 @@ class LocalRuntime:
     _load_lock: threading.Lock = field(default_factory=threading.Lock)
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Held while the model generates: a llama.cpp context serves one generation at a time."""
+    _watch: _Watch | None = None
+    _abort_callback: Any = None
+    """The ctypes callback llama.cpp calls during decoding; kept here so it is not garbage-collected."""
 
     @property
     def context_window(self) -> int:
@@ -131,17 +146,32 @@ class LocalRuntime:
 
     def tokenize(self, prompt: str) -> list[int]:
         """The prompt's tokens, special tokens of the template included (exactly what generation is fed)."""
-        # Chat templates write the BOS token themselves when the model wants one.
-        tokens: list[int] = self.vocab.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        # Chat templates write the BOS token themselves when the model wants one. A lone surrogate (bad
+        # bytes decoded leniently upstream) cannot be encoded; it becomes U+FFFD rather than failing the run.
+        data = prompt.encode("utf-8", errors="replace")
+        tokens: list[int] = self.vocab.tokenize(data, add_bos=False, special=True)
         return tokens
+
+    def grammar_is_valid(self, grammar: LlamaGrammar) -> bool:
+        """Whether llama.cpp's C parser accepts `grammar` (an invalid one would crash the sampler, not raise)."""
+        import llama_cpp
+
+        vocab = self.vocab._model.vocab  # the C vocabulary the sampler is built for
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
+        if not sampler:
+            return False
+        llama_cpp.llama_sampler_free(sampler)
+        return True
 
     def close(self) -> None:
         """Free the model and the vocabulary (llama.cpp memory outside Python's heap)."""
-        with self._load_lock:
+        with self._load_lock, LIFECYCLE:
             if self._model is not None:
                 self._model.close()
                 self._model = None
-        self.vocab.close()
+            self.vocab.close()
 
     def model(self) -> Llama:
         """The full model, loaded on first use (call it from a worker thread: a large file takes seconds)."""
@@ -151,12 +181,26 @@ class LocalRuntime:
 
                 kwargs: dict[str, Any] = {"n_ctx": self.context_window, "verbose": False}
                 if self.n_threads is not None:
-                    kwargs["n_threads"] = self.n_threads
+                    kwargs["n_threads"] = kwargs["n_threads_batch"] = self.n_threads
                 try:
-                    self._model = Llama(str(self.path), **kwargs)
+                    with LIFECYCLE:
+                        self._model = Llama(str(self.path), **kwargs)
                 except (ValueError, RuntimeError) as exc:
                     raise ModelFileError(f"{self.path}: llama.cpp could not load the model ({exc})") from exc
+                self._install_abort(self._model)
             return self._model
+
+    def _install_abort(self, model: Llama) -> None:
+        """Let llama.cpp stop mid-decode (a long prompt takes seconds to read) once the watch expires."""
+        import llama_cpp
+
+        @llama_cpp.ggml_abort_callback  # type: ignore[untyped-decorator]
+        def should_abort(_data: Any) -> bool:
+            watch = self._watch
+            return watch is not None and watch.expired() is not None
+
+        self._abort_callback = should_abort
+        llama_cpp.llama_set_abort_callback(model.ctx, should_abort, None)
 
     def generate(
         self,
@@ -169,40 +213,56 @@ class LocalRuntime:
         deadline: float,
         cancel: threading.Event,
     ) -> Generation:
-        """Generate a reply to `tokens`, stopping at `max_tokens`, at `deadline` (monotonic) or on `cancel`."""
+        """Generate a reply to `tokens` within `max_tokens`, `deadline` (monotonic) and `cancel`.
+
+        The deadline and the cancel flag are checked by llama.cpp itself during every decode (the prompt's
+        too), so neither a long prompt nor a long reply outlives them; a degenerate repetition is checked after
+        every token.
+
+        Raises:
+            ModelError: llama.cpp failed or refused the prompt for a reason other than the bounds.
+        """
         from llama_cpp import StoppingCriteriaList
 
-        stopped: list[Stop] = []
-        prompt_length = len(tokens)
+        watch = _Watch(deadline, cancel)
+        generated = [0]
+        looped = [False]
 
-        def must_stop(ids: Any, _logits: Any) -> bool:
-            if cancel.is_set():
-                stopped.append("cancelled")
-            elif time.monotonic() >= deadline:
-                stopped.append("deadline")
-            elif degenerate(ids[prompt_length:]):
-                stopped.append("repetition")
-            return bool(stopped)
+        def repeating(ids: Any, _logits: Any) -> bool:
+            generated[0] = len(ids) - len(tokens)
+            looped[0] = looped[0] or degenerate(ids[len(tokens) :])
+            return looped[0]
 
-        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            return Generation("", len(tokens), 0, "deadline")  # another generation held the model throughout
+        if not watch.acquire(self.lock):
+            return Generation("", 0, 0, watch.expired() or "deadline")  # another generation held the model
         try:
-            if cancel.is_set():
-                return Generation("", len(tokens), 0, "cancelled")
-            completion: Any = self.model().create_completion(
-                tokens,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                seed=seed,
-                grammar=grammar,
-                stop=[self.eos_token] if self.eos_token else [],
-                stopping_criteria=StoppingCriteriaList([must_stop]),
-            )
+            if (early := watch.expired()) is not None:
+                return Generation("", 0, 0, early)
+            model = self.model()
+            self._watch = watch
+            try:
+                completion: Any = model.create_completion(
+                    tokens,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    grammar=grammar,
+                    stop=[self.eos_token] if self.eos_token else [],
+                    stopping_criteria=StoppingCriteriaList([repeating]),
+                )
+            except (RuntimeError, ValueError) as exc:
+                model.reset()  # type: ignore[no-untyped-call]  # an aborted decode leaves a half-filled context: start clean next time
+                stop = watch.expired()
+                if stop is None:
+                    raise ModelError(f"{self.path.name}: llama.cpp failed: {exc}", retryable=False) from exc
+                return Generation("", len(tokens), max(generated[0], 0), stop)
+            finally:
+                self._watch = None
         finally:
             self.lock.release()
         choice = completion["choices"][0]
         usage = completion["usage"]
-        ended: Stop = stopped[0] if stopped else "length" if choice["finish_reason"] == "length" else "done"
+        ended: Stop = "repetition" if looped[0] else "length" if choice["finish_reason"] == "length" else "done"
         return Generation(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], ended)
 
 
@@ -215,93 +275,6 @@ def _trained_context(metadata: dict[str, str]) -> int | None:
         return None
 
 
-_runtimes: dict[tuple[Path, int | None, int | None], LocalRuntime] = {}
-_runtimes_lock = threading.Lock()
-
-
-@atexit.register
-def _close_all() -> None:
-    """Free every loaded model before the interpreter tears modules down.
-
-    Left to garbage collection at exit, llama-cpp-python's finalizers run after the modules they call are
-    gone and print tracebacks.
-    """
-    with _runtimes_lock:
-        for runtime in _runtimes.values():
-            runtime.close()
-        _runtimes.clear()
-    # llama-cpp-python opens two /dev/null files at import and never closes them (ResourceWarnings at exit).
-    utils = sys.modules.get("llama_cpp._utils")
-    for name in ("outnull_file", "errnull_file"):
-        handle = getattr(utils, name, None)
-        if handle is not None:
-            handle.close()
-
-
-def _special_text(vocab: Llama, token: int) -> str:
-    if token < 0:
-        return ""
-    return vocab.detokenize([token], special=True).decode("utf-8", errors="replace")
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Silence file descriptor 2 while llama.cpp's C code runs.
-
-    A vocabulary-only load prints a spurious context-size warning from C that ``verbose=False`` does not reach.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _open(path: Path, n_ctx: int | None, n_threads: int | None) -> LocalRuntime:
-    from llama_cpp import Llama
-
-    try:
-        with _native_stderr_silenced():
-            vocab = Llama(str(path), vocab_only=True, verbose=False)
-    except (ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: llama.cpp could not read this GGUF file ({exc})") from exc
-    template = vocab.metadata.get("tokenizer.chat_template")
-    if not template:
-        raise ModelFileError(
-            f"{path} has no chat template in its metadata: it is probably a base (not instruction-tuned) model, "
-            "which cannot hold a conversation; use an instruct/chat GGUF"
-        )
-    return LocalRuntime(
-        path=path,
-        n_ctx=n_ctx,
-        n_threads=n_threads,
-        vocab=vocab,
-        template=template,
-        eos_token=_special_text(vocab, vocab.token_eos()),
-        bos_token=_special_text(vocab, vocab.token_bos()),
-    )
-
-
-def runtime_for(path: Path, *, n_ctx: int | None = None, n_threads: int | None = None) -> LocalRuntime:
-    """The process-wide runtime of `path` with these settings, opened on first use.
-
-    Raises:
-        MissingDependencyError: llama-cpp-python is not installed.
-        ModelFileError: llama.cpp cannot read the file, or it has no chat template.
-    """
-    require_runtime()
-    key = (path, n_ctx, n_threads)
-    with _runtimes_lock:
-        runtime = _runtimes.get(key)
-        if runtime is None:
-            runtime = _runtimes[key] = _open(path, n_ctx, n_threads)
-        return runtime
-
-
 @lru_cache(maxsize=64)
 def _compiled_grammar(schema_json: str) -> LlamaGrammar:
     from llama_cpp.llama_grammar import LlamaGrammar
@@ -309,18 +282,32 @@ def _compiled_grammar(schema_json: str) -> LlamaGrammar:
     return LlamaGrammar.from_json_schema(schema_json, verbose=False)
 
 
-def grammar_for(schema: dict[str, Any], model_name: str) -> LlamaGrammar:
-    """The llama.cpp grammar that only admits JSON matching `schema` (compiled once per schema).
+_valid_grammars: set[str] = set()
+
+
+def grammar_for(schema: dict[str, Any], model_name: str, runtime: LocalRuntime) -> LlamaGrammar:
+    """The llama.cpp grammar that only admits JSON matching `schema`, compiled and checked once per schema.
 
     Raises:
-        ModelError: llama.cpp cannot turn the schema into a grammar (a JSON-schema feature it lacks);
-            not retryable, since the same schema fails the same way.
+        ModelError: llama.cpp cannot turn the schema into a valid grammar (a JSON-schema feature its converter
+            lacks); not retryable, since the same schema fails the same way.
     """
+    schema_json = json.dumps(schema)  # key order matters: "tool" is generated before "arguments"
     try:
-        return _compiled_grammar(json.dumps(schema))  # key order matters: "tool" is generated before "arguments"
+        grammar = _compiled_grammar(schema_json)
     except Exception as exc:  # llama.cpp's converter raises plain exceptions for unsupported constructs
-        raise ModelError(
-            f"{model_name}: cannot build a grammar from the tools' JSON schemas ({type(exc).__name__}: {exc}); "
-            "simplify the tool's argument types or use LocalModel(constrained=False)",
-            retryable=False,
-        ) from exc
+        raise _grammar_error(model_name, f"{type(exc).__name__}: {exc}") from exc
+    if schema_json not in _valid_grammars:
+        # The converter can emit text the C parser rejects; a sampler built from it would crash the process.
+        if not runtime.grammar_is_valid(grammar):
+            raise _grammar_error(model_name, "llama.cpp's parser rejected the grammar made from them")
+        _valid_grammars.add(schema_json)
+    return grammar
+
+
+def _grammar_error(model_name: str, detail: str) -> ModelError:
+    return ModelError(
+        f"{model_name}: cannot build a grammar from the tools' JSON schemas ({detail}); simplify the argument "
+        "or output types, or use LocalModel(constrained=False)",
+        retryable=False,
+    )

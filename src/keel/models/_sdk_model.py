@@ -9,6 +9,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+import math
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
@@ -84,7 +86,7 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
         max_retries: int = 2,
         timeout_s: float = 60.0,
     ) -> None:
-        if max_retries < 0 or timeout_s <= 0:
+        if max_retries < 0 or not math.isfinite(timeout_s) or timeout_s <= 0:
             raise ConfigError(f"max_retries must be >= 0 and timeout_s > 0, got {max_retries}, {timeout_s}")
         self.model_name = model_name
         """The model as the provider names it."""
@@ -96,7 +98,9 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
         self._max_retries = max_retries
         self._timeout_s = timeout_s
         self._client: ClientT | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        """The one client built over a caller's own `http_client`."""
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientT] = weakref.WeakKeyDictionary()
+        """SDK-owned clients, one per event loop (each connection pool belongs to the loop it was opened on)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_name!r}, base_url={self._base_url!r})"
@@ -119,18 +123,23 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
         }
 
     def _sdk(self) -> ClientT:
-        # An SDK-owned connection pool is bound to the event loop it was first used on, and `run_sync`
-        # starts a new loop per call: build one client per loop. A caller's own http_client is theirs to manage.
+        # An SDK-owned connection pool is bound to the event loop it was first used on, and `run_sync` starts
+        # a new loop per call (threads may each run their own): one client per loop. A caller's own
+        # http_client is theirs to manage, so it gets one client for its lifetime.
+        if self._http_client is not None:
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
         loop = asyncio.get_running_loop()
-        if self._client is None or (self._http_client is None and self._client_loop is not loop):
-            self._client = self._new_client()
-            self._client_loop = loop
-        return self._client
+        client = self._loop_clients.get(loop)
+        if client is None:
+            client = self._loop_clients[loop] = self._new_client()
+        return client
 
     async def aclose(self) -> None:
-        """Close the SDK-owned client and its connection pool (a caller's own `http_client` is left open)."""
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None and self._http_client is None:
+        """Close the SDK-owned client of the running loop (other loops' clients and a caller's own are left)."""
+        client = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
             await cast(_Closable, client).close()
 
     async def _send(self, call: Callable[[ClientT], Awaitable[object]], expect: type[R]) -> R:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import threading
 import time
 from importlib import resources
@@ -23,8 +24,9 @@ from typing import Any
 
 import keel.models._provider as _provider
 from keel.errors import ConfigError, MissingDependencyError, ModelError, ModelFileError, UnknownModelError
+from keel.models._local_loading import INSTALL_HINT, require_runtime, runtime_for
 from keel.models._local_prompt import chat_messages, decision_schema, parse_reply
-from keel.models._local_runtime import INSTALL_HINT, Generation, LocalRuntime, grammar_for, require_runtime, runtime_for
+from keel.models._local_runtime import Generation, LocalRuntime, grammar_for
 from keel.models.base import (
     AssistantMessage,
     Message,
@@ -141,8 +143,8 @@ class LocalModel(Model):
     ) -> None:
         if not 0.0 <= temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2, got {temperature}")
-        if timeout_s <= 0:
-            raise ConfigError(f"timeout_s must be positive, got {timeout_s}")
+        if not math.isfinite(timeout_s) or timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be a positive number of seconds, got {timeout_s}")
         if n_ctx is not None and n_ctx < 2 * MIN_REPLY_TOKENS:
             raise ConfigError(f"n_ctx must be at least {2 * MIN_REPLY_TOKENS} tokens, got {n_ctx}")
         if n_threads is not None and n_threads < 1:
@@ -180,16 +182,17 @@ class LocalModel(Model):
         """The request as the model's own template renders it, tokenized."""
         runtime = self.runtime
         try:
-            return runtime.tokenize(runtime.render(chat_messages(request)))
+            text = runtime.render(chat_messages(request))
         except ValueError as first:
             # Some templates (Gemma, older Mistral) refuse a system role; the same words at the top of the
             # first user turn carry the instructions just as well.
             try:
-                return runtime.tokenize(runtime.render(chat_messages(request, fold_system=True)))
+                text = runtime.render(chat_messages(request, fold_system=True))
             except ValueError:
                 raise ModelFileError(
                     f"{self.name}: the model's chat template cannot render a conversation: {first}"
                 ) from first
+        return runtime.tokenize(text)
 
     def count_input_tokens(self, request: ModelRequest) -> int:
         """The exact prompt length in the model's own tokens (the same tokens generation is fed).
@@ -259,7 +262,7 @@ class LocalModel(Model):
         self, tokens: list[int], max_tokens: int, schema: dict[str, Any] | None, deadline: float
     ) -> Generation:
         """One bounded generation in a worker thread; abandoning the await stops it at the next token."""
-        grammar = grammar_for(schema, self.name) if schema is not None else None
+        grammar = grammar_for(schema, self.name, self.runtime) if schema is not None else None
         cancel = threading.Event()
         try:
             return await asyncio.to_thread(
