@@ -50,6 +50,21 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT RAISE(ABORT, 'the journal is append-only');
     END;
     """,
+    # 2: the spend ledger of hard spending limits (G2). One row per (entry, ledger key); a live reservation has
+    # an expiry, settled spend has none. Money in integer nano-dollars, so sums compare exactly with ceilings.
+    """
+    CREATE TABLE spend (
+        entry_id   TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        run_id     TEXT NOT NULL,
+        ts         REAL NOT NULL,
+        nano_usd   INTEGER NOT NULL,
+        tokens     INTEGER NOT NULL,
+        expires_at REAL,
+        PRIMARY KEY (entry_id, key)
+    );
+    CREATE INDEX spend_by_key ON spend (key, ts);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

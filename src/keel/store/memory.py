@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
+from collections.abc import Sequence
 
 from keel.errors import StoreError, UnknownRunError
 from keel.journal import Event
 from keel.result import RunStatus
-from keel.store.base import RunRecord
+from keel.store.base import RunRecord, SpendBlocked, SpendCheck, SpendEntry, SpendTotals
 
 __all__ = ["MemoryStore"]
 
@@ -21,6 +23,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
         self._events: dict[str, list[Event]] = {}
+        self._spend: dict[str, SpendEntry] = {}
+        self._spend_lock = threading.Lock()  # threads that share one store (run_sync in threads) reserve one at a time
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run with its first event."""
@@ -74,6 +78,52 @@ class MemoryStore:
         """The journal of a run in order."""
         await self.get_run(run_id)
         return list(self._events.get(run_id, ()))
+
+    async def reserve_spend(
+        self, entry: SpendEntry, checks: Sequence[SpendCheck], *, purge_before: float | None = None
+    ) -> SpendBlocked | None:
+        """Check the ceilings and insert the reservation, under the store's lock."""
+        with self._spend_lock:
+            if purge_before is not None:
+                for entry_id, old in list(self._spend.items()):
+                    expired = old.expires_at is not None and old.expires_at <= entry.ts
+                    if (old.ts <= purge_before or expired) and set(old.keys) & set(entry.keys):
+                        del self._spend[entry_id]
+            for check in checks:
+                window = self._totals(check.key, check.since, entry.ts)
+                requested = entry.nano_usd if check.unit == "usd" else entry.tokens
+                if window.settled(check.unit) + window.reserved(check.unit) + requested > check.ceiling:
+                    return SpendBlocked(check, window)
+            self._spend[entry.entry_id] = entry
+            return None
+
+    async def settle_spend(self, entry: SpendEntry) -> None:
+        """Replace the reservation by the settled entry."""
+        with self._spend_lock:
+            self._spend[entry.entry_id] = entry
+
+    async def release_spend(self, entry_id: str) -> None:
+        """Forget the reservation."""
+        with self._spend_lock:
+            self._spend.pop(entry_id, None)
+
+    async def spend_totals(self, key: str, since: float, *, now: float) -> SpendTotals:
+        """Settled spend and live reservations under `key` since `since`."""
+        with self._spend_lock:
+            return self._totals(key, since, now)
+
+    def _totals(self, key: str, since: float, now: float) -> SpendTotals:
+        settled_usd = settled_tokens = reserved_usd = reserved_tokens = 0
+        for entry in self._spend.values():
+            if key not in entry.keys or entry.ts <= since:
+                continue
+            if entry.expires_at is None:
+                settled_usd += entry.nano_usd
+                settled_tokens += entry.tokens
+            elif entry.expires_at > now:
+                reserved_usd += entry.nano_usd
+                reserved_tokens += entry.tokens
+        return SpendTotals(settled_usd, settled_tokens, reserved_usd, reserved_tokens)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -13,18 +13,22 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import to_json
 
 from keel.errors import StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
 from keel.journal import Event, EventKind, Phase
 from keel.result import RunStatus
+from keel.store import _sqlite_spend
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
-from keel.store.base import RunRecord
+from keel.store.base import RunRecord, SpendBlocked, SpendCheck, SpendEntry, SpendTotals
 
 __all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
 
 _RUN_COLUMNS = (
     "run_id, agent, session_id, task, model, status, started_at, finished_at, steps, "
@@ -150,6 +154,21 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
+    def _immediate(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` in a ``BEGIN IMMEDIATE`` transaction: other processes' writers wait (``busy_timeout``)."""
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(self._conn)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                return result
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
@@ -220,6 +239,37 @@ class SQLiteStore:
             Event(r[0], r[1], EventKind(r[2]), Phase(r[3]), json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
             for r in rows
         ]
+
+    async def reserve_spend(
+        self, entry: SpendEntry, checks: Sequence[SpendCheck], *, purge_before: float | None = None
+    ) -> SpendBlocked | None:
+        """Check the ceilings and insert the reservation in one ``BEGIN IMMEDIATE`` transaction.
+
+        The write lock is taken before the sums are read, so reservations from any number of processes are
+        serialized: each sees every reservation committed before it.
+        """
+        return self._immediate(lambda conn: _sqlite_spend.reserve(conn, entry, checks, purge_before))
+
+    async def settle_spend(self, entry: SpendEntry) -> None:
+        """Replace the reservation's rows by the settled entry, in one transaction."""
+
+        def settle(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM spend WHERE entry_id = ?", (entry.entry_id,))
+            _sqlite_spend.insert_entry(conn, entry)
+
+        self._immediate(settle)
+
+    async def release_spend(self, entry_id: str) -> None:
+        """Delete the reservation's rows."""
+        self._write("DELETE FROM spend WHERE entry_id = ?", (entry_id,))
+
+    async def spend_totals(self, key: str, since: float, *, now: float) -> SpendTotals:
+        """Settled spend and live reservations under `key` since `since`."""
+        try:
+            with self._lock:
+                return _sqlite_spend.totals(self._conn, key, since, now)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
 
     def close(self) -> None:
         """Close the connection."""
