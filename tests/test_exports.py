@@ -17,6 +17,7 @@ DOCUMENTED_API = {
     "RunReport",
     "RunResult",
     "RunStatus",
+    "SpendLimit",
     "Store",
     "Tool",
     "ToolContext",

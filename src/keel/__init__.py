@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from keel.agent import Agent
 from keel.budget import Budget
+from keel.cost import SpendLimit
 from keel.errors import KeelError
 from keel.journal import Event, EventKind, Phase
 from keel.models import Model
@@ -37,6 +38,7 @@ __all__ = [
     "RunReport",
     "RunResult",
     "RunStatus",
+    "SpendLimit",
     "Store",
     "Tool",
     "ToolContext",

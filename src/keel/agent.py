@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from keel._pipeline import RunSpec, run_pipeline
 from keel.budget import Budget
+from keel.cost.limits import SpendLimit, applicable_limits
 from keel.errors import ConfigError
 from keel.models import Model, infer_model
 from keel.result import RunResult
@@ -37,6 +38,8 @@ class Agent:
         store: where runs are journaled: a `Store`, a URL/path, or None for ``KEEL_STORE`` / ``.keel/keel.db``.
         max_output_tokens: cap on each model response; part of every call's worst-case reservation.
         max_output_retries: corrections asked for when the final answer fails the output schema.
+        limits: spending limits across runs and processes (per hour / per day, USD / tokens, per agent,
+            session, user or globally), enforced before every model call through the store's ledger.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Agent:
         store: Store | str | None = None,
         max_output_tokens: int = 1024,
         max_output_retries: int = 2,
+        limits: Sequence[SpendLimit] = (),
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -76,6 +80,10 @@ class Agent:
         self._store: Store | None = None
         self.max_output_tokens = max_output_tokens
         self.max_output_retries = max_output_retries
+        self.limits: tuple[SpendLimit, ...] = tuple(limits)
+        for limit in self.limits:
+            if not isinstance(limit, SpendLimit):
+                raise ConfigError(f"limits must be SpendLimit instances, got {limit!r}")
         if self.budget.max_cost_usd is not None and self.model.price is None:
             raise ConfigError(
                 f"Budget(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
@@ -97,8 +105,14 @@ class Agent:
         clone._store = None
         return clone
 
-    async def run(self, task: str, *, session_id: str | None = None) -> RunResult:
-        """Run `task` to its end and return the result (a bound tripping is a status, never an exception)."""
+    async def run(self, task: str, *, session_id: str | None = None, user: str | None = None) -> RunResult:
+        """Run `task` to its end and return the result (a bound tripping is a status, never an exception).
+
+        Args:
+            task: what the user asks.
+            session_id: groups runs of one conversation (and keys ``scope="session"`` spending limits).
+            user: who the run is for; keys ``scope="user"`` spending limits.
+        """
         if not isinstance(task, str):
             raise ConfigError(f"task must be a string, got {type(task).__name__}")
         spec = RunSpec(
@@ -116,21 +130,22 @@ class Agent:
             output_schema=self._output_schema,
             max_output_tokens=self.max_output_tokens,
             max_output_retries=self.max_output_retries,
+            spend_limits=tuple(applicable_limits(self.limits, agent=self.name, session_id=session_id, user=user)),
         )
         return await run_pipeline(spec)
 
-    async def _run_then_close_model(self, task: str, session_id: str | None) -> RunResult:
+    async def _run_then_close_model(self, task: str, session_id: str | None, user: str | None) -> RunResult:
         # The loop `run_sync` made ends with this call: connections opened on it must close on it, not be
         # garbage-collected later with a ResourceWarning (or fail on a loop that is already closed).
         try:
-            return await self.run(task, session_id=session_id)
+            return await self.run(task, session_id=session_id, user=user)
         finally:
             await self.model.aclose()
 
-    def run_sync(self, task: str, *, session_id: str | None = None) -> RunResult:
+    def run_sync(self, task: str, *, session_id: str | None = None, user: str | None = None) -> RunResult:
         """`run` for code without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._run_then_close_model(task, session_id))
+            return asyncio.run(self._run_then_close_model(task, session_id, user))
         raise ConfigError("run_sync() cannot be called from a running event loop; use `await agent.run(...)`")

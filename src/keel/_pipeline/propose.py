@@ -8,6 +8,7 @@ from typing import Any
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
 from keel._pipeline.record import record
+from keel._pipeline.spend import Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
 from keel.journal import EventKind
@@ -56,6 +57,23 @@ async def propose(state: RunState) -> ModelResponse | Finish:
     if verdict.max_output_tokens != request.max_output_tokens:
         request = _request(state, verdict.max_output_tokens)
     reserved = RequestUsage(input_tokens, verdict.max_output_tokens)
+    price = spec.model.price
+    worst_usd = price.cost(reserved.input_tokens, reserved.output_tokens) if price is not None else 0.0
+    held = await hold_spend(state, worst_usd, reserved.total_tokens)
+    if isinstance(held, Finish):
+        return held
+    try:
+        return await _call(state, request, reserved, held)
+    finally:
+        if held is not None:
+            await held.release()  # nothing settled: the call was cancelled or crashed before spending
+
+
+async def _call(
+    state: RunState, request: ModelRequest, reserved: RequestUsage, held: Hold | None
+) -> ModelResponse | Finish:
+    """Make the authorized call, then account it: journal, run usage, and the spend ledger when limits apply."""
+    spec = state.spec
     state.steps += 1
     started = time.perf_counter()
     deadline = asyncio.timeout(state.remaining_s())
@@ -66,12 +84,14 @@ async def propose(state: RunState) -> ModelResponse | Finish:
         latency_ms = (time.perf_counter() - started) * 1000
         if deadline.expired():  # the run's budget ran out, not the provider: a bounded stop
             error = f"wall-time budget exhausted during the model call (timeout_s={spec.budget.timeout_s})"
-            return await _failed_call(state, error, reserved, latency_ms, status=RunStatus.PARTIAL)
-        return await _failed_call(state, f"model call timed out: {str(exc) or 'no detail'}", reserved, latency_ms)
+            return await _failed_call(state, error, reserved, latency_ms, held, status=RunStatus.PARTIAL)
+        error = f"model call timed out: {str(exc) or 'no detail'}"
+        return await _failed_call(state, error, reserved, latency_ms, held)
     except ModelError as exc:
         latency_ms = (time.perf_counter() - started) * 1000
-        return await _failed_call(state, f"model call failed: {exc}", reserved, latency_ms, consumed=exc.tokens)
-    await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000)
+        error = f"model call failed: {exc}"
+        return await _failed_call(state, error, reserved, latency_ms, held, consumed=exc.tokens)
+    await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000, held)
     return response
 
 
@@ -88,12 +108,16 @@ def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[Req
     return usage, notes
 
 
-async def _record_response(state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float) -> None:
+async def _record_response(
+    state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float, held: Hold | None
+) -> None:
     spec = state.spec
     usage, notes = _charged_usage(response, reserved)
     price = spec.model.price
     cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
     state.usage.add_request(state.phase, usage.input_tokens, usage.output_tokens, cost)
+    if held is not None:
+        await held.settle(cost, usage.total_tokens)
     payload: dict[str, Any] = {
         "model": spec.model.name,
         "step": state.steps,
@@ -132,6 +156,7 @@ async def _failed_call(
     error: str,
     reserved: RequestUsage,
     latency_ms: float,
+    held: Hold | None,
     *,
     status: RunStatus | None = None,
     consumed: tuple[int, int] | None = None,
@@ -142,6 +167,8 @@ async def _failed_call(
     price = state.spec.model.price
     cost = price.cost(tokens_in, tokens_out) if price is not None else 0.0
     state.usage.add_request(state.phase, tokens_in, tokens_out, cost)
+    if held is not None:
+        await (held.settle(cost, tokens_in + tokens_out) if consumed else held.release())
     await record(
         state,
         EventKind.MODEL_CALLED,

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from keel.budget import Budget
+from keel.cost.limits import SpendLimit
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
 from keel.result import RunStatus
@@ -42,6 +43,8 @@ class RunSpec:
     """The JSON schema of `output_type`, computed once per run."""
     max_output_tokens: int
     max_output_retries: int
+    spend_limits: tuple[tuple[SpendLimit, str], ...] = ()
+    """The spending limits that apply to this run, each with its ledger key (G2)."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,78 @@
+"""Spend: hold a call's worst case under the agent's spending limits, then settle what it really cost (G2).
+
+The per-run `Budget` is checked by `authorize` in memory; `SpendLimit`s span runs and processes, so their
+ledger lives in the store. Before a model call its worst case (counted input + allowed output, priced) is
+reserved under every applicable limit's key; a limit that would be crossed refuses the call and the run ends
+PARTIAL, naming the limit. After the call the reservation is settled with the actual usage, or released when
+nothing was spent. A reservation that outlives its process expires after its TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from keel._pipeline.record import record
+from keel._pipeline.state import Finish, RunState
+from keel.cost.ledger import Refusal, Reservation, SpendLedger
+from keel.journal import EventKind
+from keel.result import RunStatus
+
+__all__ = ["Hold", "hold_spend"]
+
+_DEFAULT_CALL_S = 600.0
+"""How long a call may take when the run has no wall-time budget: the reservation's lifetime before it expires."""
+_TTL_MARGIN_S = 60.0
+
+
+@dataclass(slots=True)
+class Hold:
+    """A reservation in progress; settled or released exactly once."""
+
+    ledger: SpendLedger
+    reservation: Reservation
+    closed: bool = False
+
+    async def settle(self, usd: float, tokens: int) -> None:
+        """Record what the call actually spent in place of the reservation."""
+        if not self.closed:
+            self.closed = True
+            await self.ledger.settle(self.reservation, usd, tokens)
+
+    async def release(self) -> None:
+        """Give the reservation back: the call spent nothing (shielded: it runs even while being cancelled)."""
+        if not self.closed:
+            self.closed = True
+            await asyncio.shield(self.ledger.release(self.reservation))
+
+
+async def hold_spend(state: RunState, usd: float, tokens: int) -> Hold | Finish | None:
+    """Reserve a call's worst case; None when no limit applies, a `Finish` when a limit refuses it."""
+    limits = state.spec.spend_limits
+    if not limits:
+        return None
+    remaining = state.remaining_s()
+    ttl_s = (remaining if remaining is not None else _DEFAULT_CALL_S) + _TTL_MARGIN_S
+    ledger = SpendLedger(state.spec.store)
+    held = await ledger.reserve(state.spec.run_id, limits, usd, tokens, ttl_s=max(ttl_s, _TTL_MARGIN_S))
+    if isinstance(held, Refusal):
+        await record(
+            state,
+            EventKind.BUDGET_REFUSED,
+            {
+                "limit": held.ceiling.name,
+                "key": held.key,
+                "window": held.window,
+                "ceiling": held.ceiling.value,
+                "spent": held.spent,
+                "reserved": held.reserved,
+                "needed": held.requested,
+            },
+        )
+        return Finish(RunStatus.PARTIAL, held.reason)
+    await record(
+        state,
+        EventKind.BUDGET_RESERVED,
+        {"entry_id": held.entry_id, "keys": list(held.keys), "usd": usd, "tokens": tokens, "ttl_s": ttl_s},
+    )
+    return Hold(ledger, held)

@@ -1,0 +1,94 @@
+"""Spending limits in runs: every model call reserves its worst case under the agent's limits first (G2)."""
+
+import asyncio
+
+import pytest
+
+from keel import Agent, EventKind, RunStatus, SpendLimit
+from keel.cost import SpendLedger
+from keel.errors import ConfigError
+from keel.store import MemoryStore, SQLiteStore
+from keel.testing import ScriptedModel, fail, reply
+
+PRICE = (1000.0, 1000.0)  # USD per million tokens: a tenth of a cent per token, so limits bite quickly
+
+
+def agent(store, limits, *, script=None, **kwargs) -> Agent:
+    model = ScriptedModel(script or [reply("ok")], usage=(100, 20), price=PRICE)
+    return Agent("desk", model, store=store, limits=limits, max_output_tokens=50, **kwargs)
+
+
+def kinds(result) -> list[EventKind]:
+    return [e.kind for e in result.events]
+
+
+async def test_runs_stop_at_the_hourly_ceiling_with_a_partial_result_naming_the_limit() -> None:
+    store = MemoryStore()
+    limit = SpendLimit(per_hour_usd=0.5)
+    results = [await agent(store, [limit]).run(f"task {i}") for i in range(8)]
+
+    statuses = [r.status for r in results]
+    first_refused = statuses.index(RunStatus.PARTIAL)
+    assert first_refused >= 1 and set(statuses[:first_refused]) == {RunStatus.COMPLETED}
+    refused = results[first_refused]
+    assert "per_hour_usd=0.5 (agent:desk) would be crossed" in refused.report.reason
+    assert EventKind.BUDGET_REFUSED in kinds(refused) and EventKind.MODEL_CALLED not in kinds(refused)
+    spent = sum(r.usage.cost_usd for r in results)
+    assert spent <= 0.5
+    totals = await SpendLedger(store).totals("agent:desk", "hour")
+    assert totals.spent_usd == pytest.approx(spent) and totals.reserved_usd == 0
+
+
+async def test_every_call_is_reserved_before_it_is_made_and_settled_at_its_real_cost() -> None:
+    store = MemoryStore()
+    result = await agent(store, [SpendLimit(per_day_usd=10)]).run("task")
+
+    sequence = [k for k in kinds(result) if k in (EventKind.BUDGET_RESERVED, EventKind.MODEL_CALLED)]
+    assert sequence == [EventKind.BUDGET_RESERVED, EventKind.MODEL_CALLED]
+    reserved = next(e for e in result.events if e.kind is EventKind.BUDGET_RESERVED).payload
+    assert reserved["keys"] == ["agent:desk"] and reserved["usd"] >= result.usage.cost_usd
+    totals = await SpendLedger(store).totals("agent:desk", "day")
+    assert totals.spent_usd == pytest.approx(result.usage.cost_usd)
+
+
+async def test_a_failed_call_releases_its_reservation() -> None:
+    store = MemoryStore()
+    result = await agent(store, [SpendLimit(per_hour_usd=1)], script=[fail("provider down")]).run("task")
+
+    assert result.status is RunStatus.FAILED
+    totals = await SpendLedger(store).totals("agent:desk", "hour")
+    assert (totals.spent_usd, totals.reserved_usd) == (0, 0)
+
+
+async def test_a_user_limit_counts_each_user_apart_and_skips_runs_without_one() -> None:
+    store = MemoryStore()
+    limit = SpendLimit(per_hour_tokens=300, scope="user")
+    alice = [await agent(store, [limit]).run("t", user="alice") for _ in range(4)]
+    bob = await agent(store, [limit]).run("t", user="bob")
+    anonymous = [await agent(store, [limit]).run("t") for _ in range(4)]
+
+    assert RunStatus.PARTIAL in [r.status for r in alice]
+    assert "per_hour_tokens=300 (user:alice)" in next(r for r in alice if not r.ok).report.reason
+    assert bob.status is RunStatus.COMPLETED
+    assert all(r.status is RunStatus.COMPLETED for r in anonymous)  # no user: a user limit does not apply
+
+
+async def test_concurrent_runs_on_one_sqlite_store_never_cross_the_ceiling(tmp_path) -> None:
+    store = SQLiteStore(tmp_path / "keel.db")
+    limit = SpendLimit(per_hour_usd=1.0, scope="global")
+    try:
+        results = await asyncio.gather(*(agent(store, [limit]).run(f"task {i}") for i in range(40)))
+    finally:
+        store.close()
+
+    assert sum(r.usage.cost_usd for r in results) <= 1.0
+    assert {r.status for r in results} == {RunStatus.COMPLETED, RunStatus.PARTIAL}
+
+
+def test_limits_must_be_spend_limits() -> None:
+    with pytest.raises(ConfigError, match="SpendLimit"):
+        Agent("desk", ScriptedModel([reply("ok")]), limits=[{"per_hour_usd": 5}], store=MemoryStore())
+    with pytest.raises(ConfigError):
+        SpendLimit(per_hour_usd=-1)
+    with pytest.raises(ConfigError):
+        SpendLimit(per_hour_usd=5, scope="planet")
