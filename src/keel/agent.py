@@ -17,6 +17,9 @@ from keel._pipeline import RunSpec, run_pipeline
 from keel.budget import Budget
 from keel.cost.limits import SpendLimit, applicable_limits
 from keel.errors import ConfigError
+from keel.guardrails.base import Guard
+from keel.guardrails.injection import InjectionScreen
+from keel.guardrails.pii import PIIGuard
 from keel.models import Model, infer_model
 from keel.result import RunResult
 from keel.store import Store, open_store
@@ -40,6 +43,9 @@ class Agent:
         max_output_retries: corrections asked for when the final answer fails the output schema.
         limits: spending limits across runs and processes (per hour / per day, USD / tokens, per agent,
             session, user or globally), enforced before every model call through the store's ledger.
+        guards: the guards of this agent. `InjectionScreen`s screen the task and untrusted tool output; the
+            others judge every final answer, in order. None (the default) means
+            ``[InjectionScreen(), PIIGuard(mode="redact")]``; ``[]`` turns guarding off.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class Agent:
         max_output_tokens: int = 1024,
         max_output_retries: int = 2,
         limits: Sequence[SpendLimit] = (),
+        guards: Sequence[Guard] | None = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -84,6 +91,7 @@ class Agent:
         for limit in self.limits:
             if not isinstance(limit, SpendLimit):
                 raise ConfigError(f"limits must be SpendLimit instances, got {limit!r}")
+        self.guards: tuple[Guard, ...] = _checked_guards(guards)
         if self.budget.max_cost_usd is not None and self.model.price is None:
             raise ConfigError(
                 f"Budget(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
@@ -131,6 +139,8 @@ class Agent:
             max_output_tokens=self.max_output_tokens,
             max_output_retries=self.max_output_retries,
             spend_limits=tuple(applicable_limits(self.limits, agent=self.name, session_id=session_id, user=user)),
+            input_screens=tuple(g for g in self.guards if isinstance(g, InjectionScreen)),
+            output_guards=tuple(g for g in self.guards if not isinstance(g, InjectionScreen)),
         )
         return await run_pipeline(spec)
 
@@ -149,3 +159,24 @@ class Agent:
         except RuntimeError:
             return asyncio.run(self._run_then_close_model(task, session_id, user))
         raise ConfigError("run_sync() cannot be called from a running event loop; use `await agent.run(...)`")
+
+
+def default_guards() -> tuple[Guard, ...]:
+    """The guards of an agent that configures none: injection screening in, PII redaction out."""
+    return (InjectionScreen(), PIIGuard(mode="redact"))
+
+
+def _checked_guards(guards: Sequence[Guard] | None) -> tuple[Guard, ...]:
+    if guards is None:
+        return default_guards()
+    checked = tuple(guards)
+    for guard in checked:
+        if not isinstance(guard, Guard):
+            raise ConfigError(f"{guard!r} is not a guard: it needs a `name` and a `check(text, context)` method")
+        if getattr(guard, "mode", None) == "escalate":
+            # Pausing a run for a person needs the review queue, which is not part of Keel yet.
+            raise ConfigError(
+                f"guard {guard.name!r}: mode='escalate' needs the review queue, not available yet; use 'block' "
+                "(refuse the answer) or 'flag'/'redact'"
+            )
+    return checked

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from keel._pipeline.execute import ToolOutcome, execute_call
+from keel._pipeline.guard import screen_tool_output
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel._pipeline.validate import Rejected, ValidCall, validate_call
@@ -64,6 +66,10 @@ async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
         latency_ms=result.latency_ms,
     )
     state.informed_by.append(event.seq)
+    if result.ok:  # the journal keeps what the tool returned; the model sees it screened
+        shown = await screen_tool_output(state, tool, valid.call.id, result.content)
+        if shown is not result.content:
+            result = dataclasses.replace(result, shown=shown)
     return result
 
 
@@ -88,7 +94,7 @@ def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
         state.done.append(f"{summary} -> ok")
     else:
         state.not_done.append(f"{summary} -> {result.outcome}: {result.content}")
-    return ToolResultMessage(call.id, call.name, result.content, is_error=not result.ok)
+    return ToolResultMessage(call.id, call.name, result.shown or result.content, is_error=not result.ok)
 
 
 def _short(arguments: str, limit: int = 80) -> str:

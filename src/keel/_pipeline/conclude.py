@@ -7,9 +7,11 @@ A typed answer that fails its schema is sent back once per allowed correction, j
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from keel._pipeline.guard import judge_output
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel.journal import EventKind, Phase
@@ -46,9 +48,10 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
         )
     adapter = state.spec.output_adapter
     if adapter is None:
-        if text.strip():
-            return Finish(RunStatus.COMPLETED, "answered", output=text)
-        return await _ask_again(state, "Your answer was empty. Reply with your final answer.", "empty answer")
+        if not text.strip():
+            return await _ask_again(state, "Your answer was empty. Reply with your final answer.", "empty answer")
+        judged = await judge_output(state, text)
+        return judged if isinstance(judged, Finish) else Finish(RunStatus.COMPLETED, "answered", output=judged)
     try:
         output = adapter.validate_json(_unfence(text))
     except ValidationError as exc:
@@ -67,7 +70,26 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
         )
         return await _ask_again(state, message, f"output failed schema validation: {problems}")
     await record(state, EventKind.GUARD_VERDICT, {"guard": "output_schema", "verdict": "pass"}, phase=Phase.VALIDATION)
-    return Finish(RunStatus.COMPLETED, "answered", output=output)
+    return await _judge_typed(state, adapter, output)
+
+
+async def _judge_typed(state: RunState, adapter: TypeAdapter[Any], output: Any) -> Finish:
+    """Run the output guards on a typed answer's JSON; a redacted copy must still fit the schema."""
+    original = adapter.dump_json(output).decode()
+    judged = await judge_output(state, original)
+    if isinstance(judged, Finish):
+        return judged
+    if judged == original:
+        return Finish(RunStatus.COMPLETED, "answered", output=output)
+    try:
+        return Finish(RunStatus.COMPLETED, "answered", output=adapter.validate_json(judged))
+    except ValidationError:
+        return Finish(
+            RunStatus.REJECTED,
+            "the answer had to be redacted, and the redacted answer no longer fits the output schema",
+            output=None,
+            not_done=("an answer that passes the output guards",),
+        )
 
 
 async def _ask_again(state: RunState, message: str, reason: str) -> Finish | None:

@@ -46,6 +46,8 @@ class ToolOutcome:
     """The result as text (JSON for structured values), or the error the model will read."""
     latency_ms: float
     idempotency_key: str
+    shown: str | None = None
+    """What the model is shown instead of `content`, when a screen quarantined it."""
 
     @property
     def ok(self) -> bool:

@@ -12,6 +12,7 @@ from typing import assert_never
 from keel._pipeline.act import act
 from keel._pipeline.conclude import conclude
 from keel._pipeline.finish import finish, start
+from keel._pipeline.guard import screen_task
 from keel._pipeline.propose import propose
 from keel._pipeline.state import Finish, RunSpec, RunState
 from keel.models.base import ModelResponse
@@ -40,7 +41,7 @@ async def run_pipeline(spec: RunSpec) -> RunResult:
     """Run an agent task to its end and return the result; journaled throughout."""
     state = await start(spec)
     try:
-        end = await _drive(state)
+        end = await screen_task(state) or await _drive(state)
     except BaseException as exc:
         # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync), or a programming error (a bug in a
         # custom Model, model requests disabled in tests): the journal still says how the run ended, then the

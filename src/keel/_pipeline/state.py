@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from keel.budget import Budget
 from keel.cost.limits import SpendLimit
+from keel.guardrails.base import Guard
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
 from keel.result import RunStatus
@@ -45,6 +46,10 @@ class RunSpec:
     max_output_retries: int
     spend_limits: tuple[tuple[SpendLimit, str], ...] = ()
     """The spending limits that apply to this run, each with its ledger key (G2)."""
+    input_screens: tuple[Guard, ...] = ()
+    """Guards that screen the task and untrusted tool output (prompt injection, G5)."""
+    output_guards: tuple[Guard, ...] = ()
+    """Guards that judge the final answer, in order (PII, grounding, G3)."""
 
 
 @dataclass(slots=True)

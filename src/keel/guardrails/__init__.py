@@ -1,7 +1,34 @@
-"""Guardrails: guards that judge inputs and outputs (PII, grounding, injection) and the types they share."""
+"""Guardrails: guards that judge inputs and outputs, and the types they share (G3, G5).
+
+- `InjectionScreen` screens the task and untrusted tool output for prompt injection; flagged tool output is
+  quarantined (`quarantine`) before the model reads it.
+- `PIIGuard` finds personal data and secrets in an answer and redacts, blocks or escalates; `redact_pii`
+  cleans any text.
+- `GroundingGuard` flags ids, numbers, amounts, dates, emails and URLs the run never saw.
+
+An agent that configures no guards gets ``[InjectionScreen(), PIIGuard(mode="redact")]``.
+"""
 
 from __future__ import annotations
 
 from keel.guardrails.base import Action, Finding, Guard, GuardContext, Verdict
+from keel.guardrails.grounding import GroundingGuard, GroundingMode
+from keel.guardrails.injection import InjectionScreen, quarantine
+from keel.guardrails.pii import PII_KINDS, PIIGuard, PIIKind, PIIMode, redact_pii
 
-__all__ = ["Action", "Finding", "Guard", "GuardContext", "Verdict"]
+__all__ = [
+    "PII_KINDS",
+    "Action",
+    "Finding",
+    "Guard",
+    "GuardContext",
+    "GroundingGuard",
+    "GroundingMode",
+    "InjectionScreen",
+    "PIIGuard",
+    "PIIKind",
+    "PIIMode",
+    "Verdict",
+    "quarantine",
+    "redact_pii",
+]

@@ -69,7 +69,10 @@ class Verdict:
 class Guard(Protocol):
     """Judges a text; pure and synchronous (guards run on every output, so they must be cheap)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The guard's name, as journaled in its verdicts."""
+        ...
 
     def check(self, text: str, context: GuardContext) -> Verdict:
         """Judge `text` in `context`."""

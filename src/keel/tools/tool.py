@@ -42,6 +42,10 @@ class Tool:
     """True when the call changes the world (payments, emails, writes): never cached, idempotency key given."""
     timeout_s: float = 30.0
     """Wall-time limit of one call; the run's remaining time caps it further."""
+    trusted: bool = False
+    """True when the tool's output comes from a source the agent's owner controls (its own database): it is
+    neither screened for prompt injection nor does reading it taint the run (G5). Web pages, emails, tickets
+    and third-party APIs are untrusted."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (handy in tests)."""
@@ -56,6 +60,7 @@ def _make_tool(
     severity: Severity,
     side_effects: bool,
     timeout_s: float,
+    trusted: bool,
 ) -> Tool:
     if not callable(func):
         raise ToolDefinitionError(f"@tool needs a function, got {func!r}")
@@ -78,6 +83,7 @@ def _make_tool(
         severity=severity,
         side_effects=side_effects,
         timeout_s=float(timeout_s),
+        trusted=trusted,
     )
 
 
@@ -93,6 +99,7 @@ def tool(
     severity: Severity = "low",
     side_effects: bool = False,
     timeout_s: float = 30.0,
+    trusted: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -105,6 +112,7 @@ def tool(
     severity: Severity = "low",
     side_effects: bool = False,
     timeout_s: float = 30.0,
+    trusted: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: ``@tool`` or ``@tool(severity="high", side_effects=True)``.
 
@@ -120,5 +128,6 @@ def tool(
         severity=severity,
         side_effects=side_effects,
         timeout_s=timeout_s,
+        trusted=trusted,
     )
     return make(func) if func is not None else make
