@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from keel import Agent, EventKind, RunStatus, SpendLimit
+from keel import Agent, Budget, EventKind, RunStatus, SpendLimit, tool
 from keel.cost import SpendLedger
 from keel.errors import ConfigError
 from keel.store import MemoryStore, SQLiteStore
-from keel.testing import ScriptedModel, fail, reply
+from keel.testing import ScriptedModel, call, fail, reply
 
 PRICE = (1000.0, 1000.0)  # USD per million tokens: a tenth of a cent per token, so limits bite quickly
 
@@ -92,3 +92,41 @@ def test_limits_must_be_spend_limits() -> None:
         SpendLimit(per_hour_usd=-1)
     with pytest.raises(ConfigError):
         SpendLimit(per_hour_usd=5, scope="planet")
+
+
+calls_made: list[str] = []
+
+
+@tool(cost_usd=0.25)
+def paid_lookup(query: str) -> str:
+    """Look something up in a paid API."""
+    calls_made.append(query)
+    return f"result for {query}"
+
+
+async def test_paid_tool_calls_count_against_the_budget_and_stop_before_crossing_it() -> None:
+    calls_made.clear()
+    script = ScriptedModel(
+        [call("paid_lookup", query="a"), call("paid_lookup", query="b"), call("paid_lookup", query="c"), reply("ok")]
+    )
+    result = await Agent(
+        "desk", script, tools=[paid_lookup], store=MemoryStore(), budget=Budget(max_cost_usd=0.6), guards=[]
+    ).run("look up a, b and c")
+
+    assert result.status is RunStatus.PARTIAL and "max_cost_usd=0.6" in result.report.reason
+    assert calls_made == ["a", "b"]  # the third call was refused before it reached the paid API
+    assert result.usage.cost_usd == pytest.approx(0.5)
+    paid = [e for e in result.events if e.kind is EventKind.TOOL_CALLED]
+    assert [e.cost_usd for e in paid] == [0.25, 0.25]
+
+
+async def test_paid_tool_calls_are_held_and_settled_under_spending_limits() -> None:
+    calls_made.clear()
+    store = MemoryStore()
+    script = ScriptedModel([call("paid_lookup", query="a"), reply("ok")])
+    limit = SpendLimit(per_day_usd=1.0)
+    result = await Agent("desk", script, tools=[paid_lookup], store=store, limits=[limit], guards=[]).run("a")
+
+    assert result.status is RunStatus.COMPLETED
+    totals = await SpendLedger(store).totals("agent:desk", "day")
+    assert totals.spent_usd == pytest.approx(0.25) and totals.reserved_usd == 0

@@ -138,3 +138,24 @@ def test_plain_functions_become_tools_when_given_to_an_agent():
 
 def test_a_tool_stays_callable_directly():
     assert get_order("7") == {"id": "7", "items": []}
+
+
+def test_a_side_effecting_tool_without_a_severity_is_high():
+    @tool(side_effects=True)
+    def send_email(to: str) -> str:
+        """Send an email."""
+        return "sent"
+
+    @tool(side_effects=True, severity="medium")
+    def tag_ticket(tag: str) -> str:
+        """Tag a ticket."""
+        return "tagged"
+
+    assert send_email.severity == "high"
+    assert tag_ticket.severity == "medium"
+
+
+def test_a_tool_cost_must_be_a_finite_non_negative_amount():
+    for bad in (-0.01, float("nan"), float("inf")):
+        with pytest.raises(ToolDefinitionError, match="cost_usd"):
+            tool(name="lookup", cost_usd=bad)(lambda: None)

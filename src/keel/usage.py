@@ -44,6 +44,14 @@ class Usage:
         """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
+    def add_tool_cost(self, phase: Phase, cost_usd: float) -> None:
+        """Account what paid tool calls cost (``@tool(cost_usd=…)``) to the totals and to `phase`."""
+        self.cost_usd += cost_usd
+        per_phase = self.by_phase.get(phase)
+        if per_phase is None:
+            per_phase = self.by_phase[phase] = PhaseUsage()
+        per_phase.cost_usd += cost_usd
+
     def add_request(self, phase: Phase, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Account one model call to the totals and to `phase`."""
         self.input_tokens += input_tokens

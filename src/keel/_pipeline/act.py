@@ -11,6 +11,7 @@ from typing import Any
 from keel._pipeline.execute import ToolOutcome, execute_call
 from keel._pipeline.guard import screen_tool_output
 from keel._pipeline.record import record
+from keel._pipeline.spend import hold_tool_spend
 from keel._pipeline.state import Finish, RunState
 from keel._pipeline.validate import Rejected, ValidCall, validate_call
 from keel.journal import EventKind, Phase
@@ -63,6 +64,7 @@ async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
             "side_effects": tool.side_effects,
             "idempotency_key": result.idempotency_key,
         },
+        cost_usd=tool.cost_usd,
         latency_ms=result.latency_ms,
     )
     state.informed_by.append(event.seq)
@@ -83,6 +85,24 @@ async def _run_all(state: RunState, calls: list[ValidCall]) -> list[ToolOutcome]
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
+
+
+async def _run_paid(state: RunState, calls: list[ValidCall]) -> list[ToolOutcome] | Finish:
+    """Run the calls; paid ones are first held under the budget and limits, then charged once invoked."""
+    paid = sum(valid.tool.cost_usd for valid in calls)
+    if not paid:
+        return await _run_all(state, calls)
+    held = await hold_tool_spend(state, paid)
+    if isinstance(held, Finish):
+        return held
+    try:
+        results = await _run_all(state, calls)
+    finally:
+        # Invoked is charged, whatever the outcome: a paid API may bill a call that then failed.
+        state.usage.add_tool_cost(state.phase, paid)
+        if held is not None:
+            await held.settle(paid, 0)
+    return results
 
 
 def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
@@ -111,7 +131,9 @@ async def act(state: RunState, calls: Sequence[ToolCall]) -> Finish | None:
             replies[index] = await _reject(state, item)
         else:
             runs.append((index, item))
-    results = await _run_all(state, [valid for _, valid in runs])
+    results = await _run_paid(state, [valid for _, valid in runs])
+    if isinstance(results, Finish):
+        return results
     for (index, _), result in zip(runs, results, strict=True):
         replies[index] = _remember(state, result)
     state.messages.extend(r for r in replies if r is not None)

@@ -18,7 +18,7 @@ from keel.cost.ledger import Refusal, Reservation, SpendLedger
 from keel.journal import EventKind
 from keel.result import RunStatus
 
-__all__ = ["Hold", "hold_spend"]
+__all__ = ["Hold", "hold_spend", "hold_tool_spend"]
 
 _DEFAULT_CALL_S = 600.0
 """How long a call may take when the run has no wall-time budget: the reservation's lifetime before it expires."""
@@ -76,3 +76,20 @@ async def hold_spend(state: RunState, usd: float, tokens: int) -> Hold | Finish 
         {"entry_id": held.entry_id, "keys": list(held.keys), "usd": usd, "tokens": tokens, "ttl_s": ttl_s},
     )
     return Hold(ledger, held)
+
+
+async def hold_tool_spend(state: RunState, usd: float) -> Hold | Finish | None:
+    """Check a turn's paid tool calls (``@tool(cost_usd=…)``) against the run's budget, then hold them.
+
+    The per-run `Budget.max_cost_usd` is checked here, in memory, as `authorize` checks model calls; the
+    spending limits through the ledger. Either refusal ends the run PARTIAL before any of the calls runs.
+    """
+    ceiling = state.spec.budget.max_cost_usd
+    if ceiling is not None and state.usage.cost_usd + usd > ceiling:
+        remaining = max(0.0, ceiling - state.usage.cost_usd)
+        await record(state, EventKind.BUDGET_REFUSED, {"limit": "max_cost_usd", "needed": usd, "remaining": remaining})
+        return Finish(
+            RunStatus.PARTIAL,
+            f"budget exhausted: the paid tool calls ({usd:g} USD) would exceed max_cost_usd={ceiling:g}",
+        )
+    return await hold_spend(state, usd, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, overload
@@ -37,11 +38,15 @@ class Tool:
     """The parameter that receives the `ToolContext`, if any."""
     is_async: bool = False
     severity: Severity = "low"
-    """How much harm a wrong call can do: low, medium, high or critical (escalation policy keys on it)."""
+    """How much harm a wrong call can do: low, medium, high or critical (escalation policy keys on it).
+    `@tool` makes it ``"high"`` for a side-effecting tool that declares none: conservative by default."""
     side_effects: bool = False
     """True when the call changes the world (payments, emails, writes): never cached, idempotency key given."""
     timeout_s: float = 30.0
     """Wall-time limit of one call; the run's remaining time caps it further."""
+    cost_usd: float = 0.0
+    """What one call costs (a paid API), reserved under the budget and spending limits before the call and
+    charged once the tool has been invoked."""
     trusted: bool = False
     """True when the tool's output comes from a source the agent's owner controls (its own database): it is
     neither screened for prompt injection nor does reading it taint the run (G5). Web pages, emails, tickets
@@ -57,18 +62,23 @@ def _make_tool(
     *,
     name: str | None,
     description: str | None,
-    severity: Severity,
+    severity: Severity | None,
     side_effects: bool,
     timeout_s: float,
     trusted: bool,
+    cost_usd: float,
 ) -> Tool:
     if not callable(func):
         raise ToolDefinitionError(f"@tool needs a function, got {func!r}")
     tool_name: str = name or str(getattr(func, "__name__", ""))
     if not tool_name.isidentifier():
         raise ToolDefinitionError(f"tool name {tool_name!r} must be a valid identifier")
+    if severity is None:  # a tool that changes the world and says nothing about the harm is treated as harmful
+        severity = "high" if side_effects else "low"
     if severity not in SEVERITIES:
         raise ToolDefinitionError(f"tool {tool_name!r}: severity must be one of {SEVERITIES}, got {severity!r}")
+    if not isinstance(cost_usd, int | float) or not math.isfinite(cost_usd) or cost_usd < 0:
+        raise ToolDefinitionError(f"tool {tool_name!r}: cost_usd must be a finite amount >= 0, got {cost_usd!r}")
     if timeout_s <= 0:
         raise ToolDefinitionError(f"tool {tool_name!r}: timeout_s must be positive, got {timeout_s!r}")
     schema = function_schema(func, tool_name, description)
@@ -84,6 +94,7 @@ def _make_tool(
         side_effects=side_effects,
         timeout_s=float(timeout_s),
         trusted=trusted,
+        cost_usd=float(cost_usd),
     )
 
 
@@ -96,10 +107,11 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    severity: Severity = "low",
+    severity: Severity | None = None,
     side_effects: bool = False,
     timeout_s: float = 30.0,
     trusted: bool = False,
+    cost_usd: float = 0.0,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -109,10 +121,11 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    severity: Severity = "low",
+    severity: Severity | None = None,
     side_effects: bool = False,
     timeout_s: float = 30.0,
     trusted: bool = False,
+    cost_usd: float = 0.0,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: ``@tool`` or ``@tool(severity="high", side_effects=True)``.
 
@@ -129,5 +142,6 @@ def tool(
         side_effects=side_effects,
         timeout_s=timeout_s,
         trusted=trusted,
+        cost_usd=cost_usd,
     )
     return make(func) if func is not None else make
