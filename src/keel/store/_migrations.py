@@ -65,6 +65,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX spend_by_key ON spend (key, ts);
     """,
+    # 3: the human review queue (G4). An item is decided once: deciding is a conditional UPDATE of a pending
+    # row, and the trigger refuses any change to a decided one, whatever the code does.
+    """
+    CREATE TABLE reviews (
+        id          TEXT PRIMARY KEY,
+        run_id      TEXT NOT NULL,
+        agent       TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        arguments   TEXT NOT NULL,
+        priority    INTEGER NOT NULL DEFAULT 0,
+        created_at  REAL NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'denied')),
+        decided_at  REAL,
+        decided_by  TEXT,
+        note        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX reviews_by_status ON reviews (status, priority DESC, created_at);
+    CREATE INDEX reviews_by_run ON reviews (run_id, created_at);
+    CREATE TRIGGER reviews_are_decided_once BEFORE UPDATE ON reviews WHEN OLD.status != 'pending'
+    BEGIN
+        SELECT RAISE(ABORT, 'a decided review item is final');
+    END;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,19 +4,33 @@ Every backend gives the same guarantees: events are append-only and committed on
 dies between steps loses nothing it had recorded), `(run_id, seq)` is unique, and a run's row never disagrees
 with its journal: the row is created with the first event and closed with the last, in one transaction each.
 The spend ledger's check-and-reserve is one transaction too, serialized across processes, so concurrent runs
-can never together cross a spending limit.
+can never together cross a spending limit. Deciding a review item is a conditional update in one such
+transaction: of two people (or processes) deciding the same item at once, exactly one wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from keel.journal import Event
 from keel.result import RunStatus
 
-__all__ = ["RunRecord", "SpendBlocked", "SpendCheck", "SpendEntry", "SpendTotals", "Store"]
+__all__ = [
+    "REVIEW_STATUSES",
+    "Decision",
+    "ReviewItem",
+    "ReviewStatus",
+    "RunRecord",
+    "SpendBlocked",
+    "SpendCheck",
+    "SpendEntry",
+    "SpendTotals",
+    "Store",
+    "already_decided",
+]
 
 
 @dataclass(slots=True)
@@ -107,9 +121,54 @@ class SpendBlocked:
     totals: SpendTotals
 
 
+ReviewStatus = Literal["pending", "approved", "denied"]
+"""Where a review item stands: waiting for a person, or decided (for good) one way or the other."""
+Decision = Literal["approved", "denied"]
+"""What a person decided."""
+REVIEW_STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "denied")
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """An action a run wants to take that a person must approve or deny first (G4), as the queue keeps it.
+
+    Once decided an item never changes again: `status`, `decided_at`, `decided_by` and `note` record the first
+    (and only) decision.
+    """
+
+    id: str
+    """Short and typeable (``rev-`` and 12 hex digits): people copy it into ``keel review approve``."""
+    run_id: str
+    agent: str
+    reason: str
+    """Why the run stopped for a person, in one line (the trigger: confidence, cost, severity, taint, guard)."""
+    action: str
+    """The proposed action: a tool's name, or ``"answer"`` for a final answer held back."""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    """The proposed tool call's arguments (or the held answer), JSON-serializable."""
+    priority: int = 0
+    """Higher first: the queue lists pending items by priority, then oldest first."""
+    created_at: float = 0.0
+    status: ReviewStatus = "pending"
+    decided_at: float | None = None
+    decided_by: str | None = None
+    note: str = ""
+    """The decider's note (empty when none was given)."""
+
+
+def already_decided(item: ReviewItem, attempted: str) -> str:
+    """The message for a decision that lost: who decided `item` first, how and when. Shared by every store."""
+    when = datetime.fromtimestamp(item.decided_at or 0).strftime("%Y-%m-%d %H:%M:%S")
+    note = f" (note: {item.note})" if item.note else ""
+    return (
+        f"review item {item.id} was already {item.status} by {item.decided_by} at {when}{note}; "
+        f"it cannot be {attempted} now"
+    )
+
+
 @runtime_checkable
 class Store(Protocol):
-    """Persistence of runs, their journals, and the spend ledger of hard spending limits."""
+    """Persistence of runs, their journals, the spend ledger of hard spending limits, and the review queue."""
 
     url: str
     """Where the store lives, for messages (``sqlite:///…`` or ``memory://``)."""
@@ -170,6 +229,34 @@ class Store(Protocol):
 
     async def spend_totals(self, key: str, since: float, *, now: float) -> SpendTotals:
         """Spend under `key` with ``ts > since``: settled, and reservations still live at `now`."""
+        ...
+
+    async def add_review(self, item: ReviewItem) -> None:
+        """Insert a new review item; an id already in the store is a `StoreError`."""
+        ...
+
+    async def get_review(self, review_id: str) -> ReviewItem:
+        """The review item with this id; `ReviewError` when there is none."""
+        ...
+
+    async def list_reviews(
+        self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[ReviewItem]:
+        """Review items, optionally filtered, in the order a reviewer works through them.
+
+        Pending items come first, highest priority first, then oldest first; decided items follow, most
+        recently decided first.
+        """
+        ...
+
+    async def decide_review(
+        self, review_id: str, decision: Decision, *, by: str, note: str = "", at: float
+    ) -> ReviewItem:
+        """Decide a pending item, atomically and first-wins across processes; returns the decided item.
+
+        `ReviewError` when there is no such item, or when it was already decided (the message names the first
+        decision, who made it and when); nothing is changed then.
+        """
         ...
 
     def close(self) -> None:

@@ -7,10 +7,20 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from keel.errors import StoreError, UnknownRunError
+from keel.errors import ReviewError, StoreError, UnknownRunError
 from keel.journal import Event
 from keel.result import RunStatus
-from keel.store.base import RunRecord, SpendBlocked, SpendCheck, SpendEntry, SpendTotals
+from keel.store.base import (
+    Decision,
+    ReviewItem,
+    ReviewStatus,
+    RunRecord,
+    SpendBlocked,
+    SpendCheck,
+    SpendEntry,
+    SpendTotals,
+    already_decided,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -25,6 +35,8 @@ class MemoryStore:
         self._events: dict[str, list[Event]] = {}
         self._spend: dict[str, SpendEntry] = {}
         self._spend_lock = threading.Lock()  # threads that share one store (run_sync in threads) reserve one at a time
+        self._reviews: dict[str, ReviewItem] = {}
+        self._reviews_lock = threading.Lock()  # of two threads deciding one item, exactly one wins
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run with its first event."""
@@ -125,5 +137,59 @@ class MemoryStore:
                 reserved_tokens += entry.tokens
         return SpendTotals(settled_usd, settled_tokens, reserved_usd, reserved_tokens)
 
+    async def add_review(self, item: ReviewItem) -> None:
+        """Insert a new review item (a copy: later changes to the caller's arguments do not reach the queue)."""
+        with self._reviews_lock:
+            if item.id in self._reviews:
+                raise StoreError(f"review item {item.id!r} already exists")
+            self._reviews[item.id] = dataclasses.replace(item, arguments=copy.deepcopy(item.arguments))
+
+    async def get_review(self, review_id: str) -> ReviewItem:
+        """The review item with this id; `ReviewError` when there is none."""
+        with self._reviews_lock:
+            return _copy(self._get(review_id))
+
+    async def list_reviews(
+        self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[ReviewItem]:
+        """Pending items by priority then age, then decided ones, most recent decision first."""
+        with self._reviews_lock:
+            items = [
+                _copy(item)
+                for item in self._reviews.values()
+                if (status is None or item.status == status) and (run_id is None or item.run_id == run_id)
+            ]
+        items.sort(key=_review_order)
+        return items[:limit]
+
+    async def decide_review(
+        self, review_id: str, decision: Decision, *, by: str, note: str = "", at: float
+    ) -> ReviewItem:
+        """Decide a pending item under the store's lock: the first decision wins."""
+        with self._reviews_lock:
+            item = self._get(review_id)
+            if item.status != "pending":
+                raise ReviewError(already_decided(item, decision))
+            decided = dataclasses.replace(item, status=decision, decided_at=at, decided_by=by, note=note)
+            self._reviews[review_id] = decided
+            return _copy(decided)
+
+    def _get(self, review_id: str) -> ReviewItem:
+        try:
+            return self._reviews[review_id]
+        except KeyError:
+            raise ReviewError(f"no review item {review_id!r} in the in-memory store") from None
+
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _copy(item: ReviewItem) -> ReviewItem:
+    return dataclasses.replace(item, arguments=copy.deepcopy(item.arguments))
+
+
+def _review_order(item: ReviewItem) -> tuple[int, float, float, str]:
+    # As the SQLite store orders them: pending by priority then age, then decided, most recent decision first.
+    if item.status == "pending":
+        return (0, -item.priority, item.created_at, item.id)
+    return (1, 0, -(item.decided_at or 0.0), item.id)

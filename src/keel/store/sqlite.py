@@ -19,12 +19,21 @@ from typing import Any, TypeVar
 
 from pydantic_core import to_json
 
-from keel.errors import StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
+from keel.errors import ReviewError, StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
 from keel.journal import Event, EventKind, Phase
 from keel.result import RunStatus
-from keel.store import _sqlite_spend
+from keel.store import _sqlite_reviews, _sqlite_spend
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
-from keel.store.base import RunRecord, SpendBlocked, SpendCheck, SpendEntry, SpendTotals
+from keel.store.base import (
+    Decision,
+    ReviewItem,
+    ReviewStatus,
+    RunRecord,
+    SpendBlocked,
+    SpendCheck,
+    SpendEntry,
+    SpendTotals,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -270,6 +279,32 @@ class SQLiteStore:
                 return _sqlite_spend.totals(self._conn, key, since, now)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+
+    async def add_review(self, item: ReviewItem) -> None:
+        """Insert a new review item and commit it."""
+        self._write(_sqlite_reviews.INSERT, _sqlite_reviews.row_of(item))
+
+    async def get_review(self, review_id: str) -> ReviewItem:
+        """The review item with this id; `ReviewError` when there is none."""
+        rows = self._read(_sqlite_reviews.SELECT_ONE, (review_id,))
+        if not rows:
+            raise ReviewError(f"no review item {review_id!r} in the store at {self.path}")
+        return _sqlite_reviews.item_from_row(rows[0])
+
+    async def list_reviews(
+        self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[ReviewItem]:
+        """Pending items by priority then age, then decided ones, most recent decision first."""
+        sql, params = _sqlite_reviews.select(status, run_id, limit)
+        return [_sqlite_reviews.item_from_row(row) for row in self._read(sql, params)]
+
+    async def decide_review(
+        self, review_id: str, decision: Decision, *, by: str, note: str = "", at: float
+    ) -> ReviewItem:
+        """Decide a pending item in one ``BEGIN IMMEDIATE`` transaction: the first decision wins, across processes."""
+        return self._immediate(
+            lambda conn: _sqlite_reviews.decide(conn, review_id, decision, by, note, at, str(self.path))
+        )
 
     def close(self) -> None:
         """Close the connection."""
