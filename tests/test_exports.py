@@ -14,6 +14,7 @@ DOCUMENTED_API = {
     "Model",
     "Phase",
     "PhaseUsage",
+    "ReviewQueue",
     "RunReport",
     "RunResult",
     "RunStatus",

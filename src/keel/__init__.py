@@ -19,6 +19,7 @@ from keel.agent import Agent
 from keel.budget import Budget
 from keel.cost import SpendLimit
 from keel.errors import KeelError
+from keel.guardrails.review import ReviewQueue
 from keel.journal import Event, EventKind, Phase
 from keel.models import Model
 from keel.result import RunReport, RunResult, RunStatus
@@ -35,6 +36,7 @@ __all__ = [
     "Model",
     "Phase",
     "PhaseUsage",
+    "ReviewQueue",
     "RunReport",
     "RunResult",
     "RunStatus",

@@ -5,6 +5,7 @@
 - `PIIGuard` finds personal data and secrets in an answer and redacts, blocks or escalates; `redact_pii`
   cleans any text.
 - `GroundingGuard` flags ids, numbers, amounts, dates, emails and URLs the run never saw.
+- `ReviewQueue` is the persisted queue of actions waiting for a person (approve / deny, first decision wins).
 
 An agent that configures no guards gets ``[InjectionScreen(), PIIGuard(mode="redact")]``.
 """
@@ -15,6 +16,7 @@ from keel.guardrails.base import Action, Finding, Guard, GuardContext, Verdict
 from keel.guardrails.grounding import GroundingGuard, GroundingMode
 from keel.guardrails.injection import InjectionScreen, quarantine
 from keel.guardrails.pii import PII_KINDS, PIIGuard, PIIKind, PIIMode, redact_pii
+from keel.guardrails.review import ReviewItem, ReviewQueue
 
 __all__ = [
     "PII_KINDS",
@@ -28,6 +30,8 @@ __all__ = [
     "PIIGuard",
     "PIIKind",
     "PIIMode",
+    "ReviewItem",
+    "ReviewQueue",
     "Verdict",
     "quarantine",
     "redact_pii",

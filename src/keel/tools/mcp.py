@@ -320,7 +320,7 @@ def _args_model(name: str, schema: dict[str, Any], label: str) -> type[BaseModel
     The whole object is the model's root, so the journal records the arguments exactly as the model sent them
     (no nulls for omitted optional arguments) and the server receives them unchanged.
     """
-    from jsonschema import Draft202012Validator, SchemaError, validators  # type: ignore[import-untyped]
+    from jsonschema import Draft202012Validator, SchemaError, validators
 
     validator_class = validators.validator_for(schema, default=Draft202012Validator)
     try:
