@@ -256,3 +256,15 @@ def test_it_is_a_guard_named_grounding():
     assert isinstance(guard, Guard)
     assert guard.name == "grounding"
     assert GroundingGuard("block", "facts").check("R-0042", GuardContext()).guard == "facts"
+
+
+def test_unsupported_personal_data_is_never_previewed_in_clear() -> None:
+    answer = (
+        "Your SSN 123-45-6789 and card 4111 1111 1111 1111 are on file; reset at https://x.io/reset?token=abcDEF123456"
+    )
+    verdict = GroundingGuard(mode="flag").check(answer, GuardContext(task="What is on file?"))
+
+    journaled = verdict.detail + " | ".join(f.preview for f in verdict.findings)
+    assert verdict.findings
+    for secret in ("123-45-6789", "4111", "abcDEF123456"):
+        assert secret not in journaled

@@ -92,6 +92,12 @@ class Agent:
             if not isinstance(limit, SpendLimit):
                 raise ConfigError(f"limits must be SpendLimit instances, got {limit!r}")
         self.guards: tuple[Guard, ...] = _checked_guards(guards)
+        priced_limit = any(c.unit == "usd" for limit in self.limits for c in limit.ceilings())
+        if priced_limit and self.model.price is None:
+            raise ConfigError(
+                f"a USD SpendLimit needs the price of {self.model.name!r}, which the pricing table lacks: add it with "
+                "keel.models.set_price() or a KEEL_PRICING file (unpriced calls would count as free)"
+            )
         if self.budget.max_cost_usd is not None and self.model.price is None:
             raise ConfigError(
                 f"Budget(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from keel._pipeline.guard import judge_output
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
+from keel.guardrails.base import GuardContext
 from keel.journal import EventKind, Phase
 from keel.models.base import ModelResponse, UserMessage
 from keel.result import RunStatus
@@ -74,15 +75,19 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
 
 
 async def _judge_typed(state: RunState, adapter: TypeAdapter[Any], output: Any) -> Finish:
-    """Run the output guards on a typed answer's JSON; a redacted copy must still fit the schema."""
+    """Run the output guards on a typed answer's JSON; a redaction is applied to its string fields only.
+
+    Numbers, booleans and the JSON structure are never rewritten, so a redacted answer keeps its schema.
+    """
     original = adapter.dump_json(output).decode()
     judged = await judge_output(state, original)
     if isinstance(judged, Finish):
         return judged
     if judged == original:
         return Finish(RunStatus.COMPLETED, "answered", output=output)
+    cleaned = _redact_strings(adapter.dump_python(output, mode="json"), state)
     try:
-        return Finish(RunStatus.COMPLETED, "answered", output=adapter.validate_json(judged))
+        return Finish(RunStatus.COMPLETED, "answered", output=adapter.validate_python(cleaned))
     except ValidationError:
         return Finish(
             RunStatus.REJECTED,
@@ -90,6 +95,21 @@ async def _judge_typed(state: RunState, adapter: TypeAdapter[Any], output: Any) 
             output=None,
             not_done=("an answer that passes the output guards",),
         )
+
+
+def _redact_strings(value: Any, state: RunState) -> Any:
+    """`value` with every string passed through the redacting guards (the verdict on the whole was journaled)."""
+    if isinstance(value, str):
+        for guard in state.spec.output_guards:
+            verdict = guard.check(value, GuardContext(task=state.spec.task, origin="output"))
+            if verdict.action == "redact" and verdict.text is not None:
+                value = verdict.text
+        return value
+    if isinstance(value, dict):
+        return {key: _redact_strings(item, state) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(item, state) for item in value]
+    return value
 
 
 async def _ask_again(state: RunState, message: str, reason: str) -> Finish | None:

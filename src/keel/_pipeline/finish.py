@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from keel._pipeline.guard import judge_output
 from keel._pipeline.record import next_event
 from keel._pipeline.state import UNSET, Finish, RunSpec, RunState
 from keel.journal import EventKind
@@ -67,10 +68,19 @@ def _jsonable(output: Any) -> Any:
     return output.model_dump(mode="json") if isinstance(output, BaseModel) else output
 
 
+async def _guarded_best_output(state: RunState) -> Any:
+    """The best output of an unfinished run, through the output guards like any answer (a block leaves None)."""
+    best = _best_output(state)
+    if not isinstance(best, str) or not state.spec.output_guards:
+        return best
+    judged = await judge_output(state, best)
+    return None if isinstance(judged, Finish) else judged
+
+
 async def finish(state: RunState, end: Finish) -> RunResult:
     """Record how the run ended and build its result."""
     spec = state.spec
-    output = _best_output(state) if end.output is UNSET else end.output
+    output = await _guarded_best_output(state) if end.output is UNSET else end.output
     not_done = (*state.not_done, *end.not_done)
     if end.status is not RunStatus.COMPLETED and not end.not_done:
         not_done = (*not_done, "final answer")

@@ -9,7 +9,7 @@ and a block ends the run REJECTED with no output.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
@@ -36,14 +36,14 @@ async def _journal(state: RunState, verdict: Verdict, target: str, **extra: Any)
     await record(state, EventKind.GUARD_VERDICT, payload, phase=Phase.VALIDATION)
 
 
-def _context(state: RunState) -> GuardContext:
-    return GuardContext(task=state.spec.task, sources=tuple(state.tool_results))
+def _context(state: RunState, origin: Literal["tool_output", "output"]) -> GuardContext:
+    return GuardContext(task=state.spec.task, sources=tuple(state.tool_results), origin=origin)
 
 
 async def screen_task(state: RunState) -> Finish | None:
     """Screen the user's input; a screen that blocks it ends the run REJECTED before any model call."""
     for screen in state.spec.input_screens:
-        verdict = screen.check(state.spec.task, GuardContext(task=state.spec.task))
+        verdict = screen.check(state.spec.task, GuardContext(task=state.spec.task, origin="input"))
         if verdict.passed:
             continue
         await _journal(state, verdict, "input")
@@ -62,7 +62,7 @@ async def screen_tool_output(state: RunState, tool: Tool, call_id: str, content:
     if tool.trusted:
         return content
     for screen in state.spec.input_screens:
-        verdict = screen.check(content, _context(state))
+        verdict = screen.check(content, _context(state, "tool_output"))
         if verdict.passed:
             continue
         await _journal(state, verdict, "tool_output", tool=tool.name, call_id=call_id, quarantined=True)
@@ -72,7 +72,7 @@ async def screen_tool_output(state: RunState, tool: Tool, call_id: str, content:
 
 async def judge_output(state: RunState, text: str) -> str | Finish:
     """Run the output guards on the final answer; the (possibly redacted) text, or the `Finish` of a block."""
-    context = _context(state)
+    context = _context(state, "output")
     for guard in state.spec.output_guards:
         verdict = guard.check(text, context)
         if verdict.passed:  # only findings are journaled: a pass on every answer would double the journal

@@ -8,7 +8,7 @@ from typing import Any
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
 from keel._pipeline.record import record
-from keel._pipeline.spend import Hold, hold_spend
+from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
 from keel.journal import EventKind
@@ -57,8 +57,7 @@ async def propose(state: RunState) -> ModelResponse | Finish:
     if verdict.max_output_tokens != request.max_output_tokens:
         request = _request(state, verdict.max_output_tokens)
     reserved = RequestUsage(input_tokens, verdict.max_output_tokens)
-    price = spec.model.price
-    worst_usd = price.cost(reserved.input_tokens, reserved.output_tokens) if price is not None else 0.0
+    worst_usd = _worst_usd(state, reserved)
     held = await hold_spend(state, worst_usd, reserved.total_tokens)
     if isinstance(held, Finish):
         return held
@@ -66,7 +65,9 @@ async def propose(state: RunState) -> ModelResponse | Finish:
         return await _call(state, request, reserved, held)
     finally:
         if held is not None:
-            await held.release()  # nothing settled: the call was cancelled or crashed before spending
+            # Still open: the call was cancelled or crashed after the request may have gone out. What it
+            # cost is unknown, so under a hard limit it counts as its worst case.
+            await held.settle(worst_usd, reserved.total_tokens)
 
 
 async def _call(
@@ -76,15 +77,21 @@ async def _call(
     spec = state.spec
     state.steps += 1
     started = time.perf_counter()
-    deadline = asyncio.timeout(state.remaining_s())
+    remaining = state.remaining_s()
+    deadline = asyncio.timeout(remaining if remaining is not None else DEFAULT_CALL_S)
     try:
         async with deadline:
             response = await spec.model.request(request)
     except TimeoutError as exc:
         latency_ms = (time.perf_counter() - started) * 1000
-        if deadline.expired():  # the run's budget ran out, not the provider: a bounded stop
+        if held is not None:  # sent and unanswered: the provider may bill it, so it counts as its worst case
+            await held.settle(_worst_usd(state, reserved), reserved.total_tokens)
+        if deadline.expired() and remaining is not None:  # the run's budget ran out: a bounded stop
             error = f"wall-time budget exhausted during the model call (timeout_s={spec.budget.timeout_s})"
             return await _failed_call(state, error, reserved, latency_ms, held, status=RunStatus.PARTIAL)
+        if deadline.expired():
+            error = f"model call timed out after {DEFAULT_CALL_S:g}s (the run has no wall-time budget)"
+            return await _failed_call(state, error, reserved, latency_ms, held)
         error = f"model call timed out: {str(exc) or 'no detail'}"
         return await _failed_call(state, error, reserved, latency_ms, held)
     except ModelError as exc:
@@ -93,6 +100,11 @@ async def _call(
         return await _failed_call(state, error, reserved, latency_ms, held, consumed=exc.tokens)
     await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000, held)
     return response
+
+
+def _worst_usd(state: RunState, reserved: RequestUsage) -> float:
+    price = state.spec.model.price
+    return price.cost(reserved.input_tokens, reserved.output_tokens) if price is not None else 0.0
 
 
 def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[RequestUsage, dict[str, Any]]:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
-from keel.cost.ledger import Refusal, Reservation, SpendLedger
+from keel.cost.ledger import Reservation, SpendLedger
 from keel.journal import EventKind
 from keel.result import RunStatus
 
-__all__ = ["Hold", "hold_spend", "hold_tool_spend"]
+__all__ = ["DEFAULT_CALL_S", "Hold", "hold_spend", "hold_tool_spend"]
 
-_DEFAULT_CALL_S = 600.0
-"""How long a call may take when the run has no wall-time budget: the reservation's lifetime before it expires."""
+DEFAULT_CALL_S = 600.0
+"""How long a model call may take when the run has no wall-time budget; also the reservation's lifetime."""
 _TTL_MARGIN_S = 60.0
 
 
@@ -34,16 +34,16 @@ class Hold:
     closed: bool = False
 
     async def settle(self, usd: float, tokens: int) -> None:
-        """Record what the call actually spent in place of the reservation."""
+        """Record what the call actually spent in place of the reservation (shielded from cancellation)."""
         if not self.closed:
-            self.closed = True
-            await self.ledger.settle(self.reservation, usd, tokens)
+            await asyncio.shield(self.ledger.settle(self.reservation, usd, tokens))
+            self.closed = True  # only once the ledger has it: a failed settle leaves the reservation to expire
 
     async def release(self) -> None:
         """Give the reservation back: the call spent nothing (shielded: it runs even while being cancelled)."""
         if not self.closed:
-            self.closed = True
             await asyncio.shield(self.ledger.release(self.reservation))
+            self.closed = True
 
 
 async def hold_spend(state: RunState, usd: float, tokens: int) -> Hold | Finish | None:
@@ -52,30 +52,35 @@ async def hold_spend(state: RunState, usd: float, tokens: int) -> Hold | Finish 
     if not limits:
         return None
     remaining = state.remaining_s()
-    ttl_s = (remaining if remaining is not None else _DEFAULT_CALL_S) + _TTL_MARGIN_S
+    ttl_s = (remaining if remaining is not None else DEFAULT_CALL_S) + _TTL_MARGIN_S
     ledger = SpendLedger(state.spec.store)
     held = await ledger.reserve(state.spec.run_id, limits, usd, tokens, ttl_s=max(ttl_s, _TTL_MARGIN_S))
-    if isinstance(held, Refusal):
-        await record(
-            state,
-            EventKind.BUDGET_REFUSED,
-            {
-                "limit": held.ceiling.name,
-                "key": held.key,
-                "window": held.window,
-                "ceiling": held.ceiling.value,
-                "spent": held.spent,
-                "reserved": held.reserved,
-                "needed": held.requested,
-            },
-        )
-        return Finish(RunStatus.PARTIAL, held.reason)
+    if isinstance(held, Reservation):
+        hold = Hold(ledger, held)
+        try:
+            await record(
+                state,
+                EventKind.BUDGET_RESERVED,
+                {"entry_id": held.entry_id, "keys": list(held.keys), "usd": usd, "tokens": tokens, "ttl_s": ttl_s},
+            )
+        except BaseException:
+            await hold.release()  # not journaled, not used: give it back rather than leave it to expire
+            raise
+        return hold
     await record(
         state,
-        EventKind.BUDGET_RESERVED,
-        {"entry_id": held.entry_id, "keys": list(held.keys), "usd": usd, "tokens": tokens, "ttl_s": ttl_s},
+        EventKind.BUDGET_REFUSED,
+        {
+            "limit": held.ceiling.name,
+            "key": held.key,
+            "window": held.window,
+            "ceiling": held.ceiling.value,
+            "spent": held.spent,
+            "reserved": held.reserved,
+            "needed": held.requested,
+        },
     )
-    return Hold(ledger, held)
+    return Finish(RunStatus.PARTIAL, held.reason)
 
 
 async def hold_tool_spend(state: RunState, usd: float) -> Hold | Finish | None:

@@ -81,8 +81,18 @@ def find_phones(text: str, region: str = "US") -> Iterator[Span]:
     amounts are refused by the matcher itself.
     """
     for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-        if not _has_label(text, match.start, _ID_LABEL):
-            yield match.start, match.end
+        if _has_label(text, match.start, _ID_LABEL):
+            continue
+        if match.raw_string.isdigit() and not _has_label(text, match.start, _PHONE_LABEL):
+            continue  # a bare run of digits is an id or a number ("2025000123", "RF-2025-000123") unless called a phone
+        if match.start > 0 and text[match.start - 1] == "-" and match.start > 1 and text[match.start - 2].isalnum():
+            continue  # glued to an id's prefix: "A-2125550123"
+        yield match.start, match.end
+
+
+_PHONE_LABEL = re.compile(
+    r"(?:phone|tel|telephone|mobile|cell|call|text|sms|whatsapp|fax|number|reach)\D{0,12}$", re.IGNORECASE
+)
 
 
 # --- payment card -------------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ class GuardContext:
     """The user's input to the run."""
     sources: Sequence[str] = ()
     """Everything else the run has seen: tool results, memory, documents (grounding compares against these)."""
+    origin: Literal["input", "tool_output", "output", ""] = ""
+    """Where the judged text comes from: the user's input, a tool's output, or an answer ("" when unknown).
+    Asking for a tool is normal from the user and suspicious inside a tool's output."""
 
 
 @dataclass(frozen=True, slots=True)

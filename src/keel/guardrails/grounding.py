@@ -23,6 +23,7 @@ from typing import Literal, get_args
 from keel.errors import ConfigError
 from keel.guardrails._claims import CLAIM_KINDS, Claim, extract_claims, number_keys_of_dates
 from keel.guardrails.base import Finding, GuardContext, Verdict
+from keel.guardrails.pii import PIIGuard
 
 __all__ = ["GroundingGuard", "GroundingMode"]
 
@@ -80,10 +81,14 @@ class GroundingGuard:
         scores = {"claims": float(len(claims)), "unsupported": float(len(unsupported))}
         if not unsupported:
             return Verdict(guard=self.name, action="pass", scores=scores)
+        personal = PIIGuard().find(text)
+        previews = [_preview(claim, personal) for claim in unsupported]
         findings = tuple(
-            Finding(f"unsupported_{claim.kind}", claim.start, claim.end, _preview(claim)) for claim in unsupported
+            Finding(f"unsupported_{claim.kind}", claim.start, claim.end, preview)
+            for claim, preview in zip(unsupported, previews, strict=True)
         )
-        listed = ", ".join(f"{claim.kind} {_preview(claim)!r}" for claim in unsupported[:_LISTED])
+        shown = zip(unsupported[:_LISTED], previews[:_LISTED], strict=True)
+        listed = ", ".join(f"{claim.kind} {preview!r}" for claim, preview in shown)
         more = f" and {len(unsupported) - _LISTED} more" if len(unsupported) > _LISTED else ""
         detail = f"{len(unsupported)} of {len(claims)} claims not found in what the run saw: {listed}{more}"
         return Verdict(guard=self.name, action=self.mode, findings=findings, detail=detail, scores=scores)
@@ -131,8 +136,18 @@ def _trailing_digits(claim: Claim) -> set[str]:
     return {f"#{match.group(1)}"} if match else set()
 
 
-def _preview(claim: Claim) -> str:
+def _preview(claim: Claim, personal: tuple[Finding, ...]) -> str:
+    """The claim as journaled: masked when it is, or is part of, personal data or a secret.
+
+    A claim inside such a span (a card's digit group) shows only the span's kind; emails are masked; a URL's
+    query string and fragment are left out.
+    """
     if claim.kind == "email":
         local, _, domain = claim.text.partition("@")
         return f"{local[:1]}***@{domain}"
+    for found in personal:
+        if found.start < claim.end and claim.start < found.end:
+            return f"[{found.kind}]"
+    if claim.kind == "url" and ("?" in claim.text or "#" in claim.text):
+        return re.split(r"[?#]", claim.text, maxsplit=1)[0] + "?…"  # query strings carry tokens
     return claim.text

@@ -73,8 +73,10 @@ class InjectionScreen:
             raise ConfigError(f"InjectionScreen.threshold must be a positive number, got {value!r}")
 
     def check(self, text: str, context: GuardContext) -> Verdict:
-        """Screen `text`; the context is not needed (injection is judged on the text alone)."""
+        """Screen `text`; from the user (``context.origin == "input"``), asking for a tool is not suspicious."""
         signals = _scan(text, depth=0)
+        if context.origin == "input":  # the user is the principal: "call the refund tool" is a request, not coercion
+            signals = [signal for signal in signals if signal.finding.kind != "tool_coercion"]
         best: dict[str, float] = {}
         for signal in signals:
             best[signal.rule] = max(best.get(signal.rule, 0.0), signal.weight)

@@ -77,7 +77,12 @@ def _make_tool(
         severity = "high" if side_effects else "low"
     if severity not in SEVERITIES:
         raise ToolDefinitionError(f"tool {tool_name!r}: severity must be one of {SEVERITIES}, got {severity!r}")
-    if not isinstance(cost_usd, int | float) or not math.isfinite(cost_usd) or cost_usd < 0:
+    if (
+        isinstance(cost_usd, bool)
+        or not isinstance(cost_usd, int | float)
+        or not math.isfinite(cost_usd)
+        or cost_usd < 0
+    ):
         raise ToolDefinitionError(f"tool {tool_name!r}: cost_usd must be a finite amount >= 0, got {cost_usd!r}")
     if timeout_s <= 0:
         raise ToolDefinitionError(f"tool {tool_name!r}: timeout_s must be positive, got {timeout_s!r}")
