@@ -44,13 +44,16 @@ class Usage:
         """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
-    def add_tool_cost(self, phase: Phase, cost_usd: float) -> None:
-        """Account what paid tool calls cost (``@tool(cost_usd=…)``) to the totals and to `phase`."""
-        self.cost_usd += cost_usd
+    def _phase(self, phase: Phase) -> PhaseUsage:
         per_phase = self.by_phase.get(phase)
         if per_phase is None:
             per_phase = self.by_phase[phase] = PhaseUsage()
-        per_phase.cost_usd += cost_usd
+        return per_phase
+
+    def add_tool_cost(self, phase: Phase, cost_usd: float) -> None:
+        """Account what paid tool calls cost (``@tool(cost_usd=…)``) to the totals and to `phase`."""
+        self.cost_usd += cost_usd
+        self._phase(phase).cost_usd += cost_usd
 
     def add_request(self, phase: Phase, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Account one model call to the totals and to `phase`."""
@@ -58,9 +61,7 @@ class Usage:
         self.output_tokens += output_tokens
         self.cost_usd += cost_usd
         self.requests += 1
-        per_phase = self.by_phase.get(phase)
-        if per_phase is None:
-            per_phase = self.by_phase[phase] = PhaseUsage()
+        per_phase = self._phase(phase)
         per_phase.input_tokens += input_tokens
         per_phase.output_tokens += output_tokens
         per_phase.cost_usd += cost_usd

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from keel.errors import ConfigError, KeelError, StoreNotFoundError, UnknownRunError
+from keel.errors import ConfigError, KeelError, ReviewError, StoreNotFoundError, UnknownRunError
 from keel.result import RunStatus
 from keel.store import DEFAULT_STORE_PATH, MemoryStore, Store, open_store
 
@@ -75,7 +75,7 @@ def keel_errors() -> Iterator[None]:
     """Turn Keel's exceptions into a message and an exit code instead of a traceback."""
     try:
         yield
-    except UnknownRunError as exc:
+    except (UnknownRunError, ReviewError) as exc:  # the command named a run or review item wrongly
         fail(str(exc), EXIT_USAGE)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)

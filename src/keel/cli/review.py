@@ -18,12 +18,12 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from keel.errors import ReviewError, StoreError, StoreNotFoundError
+from keel.errors import StoreError, StoreNotFoundError
 from keel.guardrails.review import ReviewItem, ReviewQueue
 from keel.store import Store, open_store
 from keel.store.base import Decision, ReviewStatus
 
-from ._common import EXIT_USAGE, StoreOption, fail, keel_errors, out_console, run_async, store_flag, using_store
+from ._common import StoreOption, keel_errors, out_console, run_async, store_flag, using_store
 from ._render import call_text, short, timestamp
 
 __all__ = ["review_app"]
@@ -54,15 +54,6 @@ _WANTED: dict[Shown, ReviewStatus | None] = {
     Shown.DENIED: "denied",
     Shown.ALL: None,
 }
-
-
-@contextmanager
-def _review_errors() -> Iterator[None]:
-    """An unknown or already decided item is a usage error: the command named the wrong thing."""
-    try:
-        yield
-    except ReviewError as exc:
-        fail(str(exc), EXIT_USAGE)
 
 
 @contextmanager
@@ -161,7 +152,7 @@ def show_command(
     store: StoreOption = None,
 ) -> None:
     """Show one review item: the proposed action with its arguments, why it needs a person, and any decision."""
-    with keel_errors(), _review_errors(), using_store(store, create=False) as opened:
+    with keel_errors(), using_store(store, create=False) as opened:
         item = run_async(ReviewQueue(opened).get(review_id))
         flag = store_flag(opened, store)
     text = Text.assemble((item.id, "bold"), "  ", _status(item), f"  priority {item.priority}\n")
@@ -183,7 +174,7 @@ def show_command(
 
 
 def _decide(review_id: str, decision: Decision, by: str, note: str, store: str | None) -> None:
-    with keel_errors(), _review_errors(), _writable_store(store) as opened:
+    with keel_errors(), _writable_store(store) as opened:
         queue = ReviewQueue(opened)
         if decision == "approved":
             item = run_async(queue.approve(review_id, by=by, note=note))
