@@ -390,7 +390,7 @@ def test_run_sync_does_not_wait_for_an_abandoned_sync_tool():
 async def test_a_retried_call_reuses_its_idempotency_key_and_a_repeated_success_does_not():
     attempts: list[str] = []
 
-    @tool(side_effects=True)
+    @tool(side_effects=True, trusted=True)  # trusted: its own error must not taint the run (then pay would wait)
     def pay(ctx: ToolContext, amount: float) -> str:
         """Pay; fails the first time."""
         attempts.append(ctx.idempotency_key)

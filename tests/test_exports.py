@@ -8,6 +8,7 @@ import keel.tools
 DOCUMENTED_API = {
     "Agent",
     "Budget",
+    "Escalation",
     "Event",
     "EventKind",
     "KeelError",

@@ -127,11 +127,6 @@ async def test_a_redacted_typed_answer_still_fits_its_schema() -> None:
     assert isinstance(result.output, Contact) and "dana@example.com" not in result.output.email
 
 
-def test_an_escalating_guard_needs_the_review_queue() -> None:
-    with pytest.raises(ConfigError, match="review queue"):
-        agent(ScriptedModel([reply("ok")]), guards=[PIIGuard(mode="escalate")])
-
-
 def test_something_that_is_not_a_guard_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not a guard"):
         agent(ScriptedModel([reply("ok")]), guards=["pii"])

@@ -19,6 +19,7 @@ from keel.agent import Agent
 from keel.budget import Budget
 from keel.cost import SpendLimit
 from keel.errors import KeelError
+from keel.guardrails.escalation import Escalation
 from keel.guardrails.review import ReviewQueue
 from keel.journal import Event, EventKind, Phase
 from keel.models import Model
@@ -30,6 +31,7 @@ from keel.usage import PhaseUsage, Usage
 __all__ = [
     "Agent",
     "Budget",
+    "Escalation",
     "Event",
     "EventKind",
     "KeelError",

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from keel._pipeline import RunSpec, run_pipeline
+from keel._pipeline import RunSpec, resume_pipeline, run_pipeline
 from keel.budget import Budget
 from keel.cost.limits import SpendLimit, applicable_limits
 from keel.errors import ConfigError
 from keel.guardrails.base import Guard
+from keel.guardrails.escalation import Escalation
 from keel.guardrails.injection import InjectionScreen
 from keel.guardrails.pii import PIIGuard
 from keel.models import Model, infer_model
@@ -46,6 +48,9 @@ class Agent:
         guards: the guards of this agent. `InjectionScreen`s screen the task and untrusted tool output; the
             others judge every final answer, in order. None (the default) means
             ``[InjectionScreen(), PIIGuard(mode="redact")]``; ``[]`` turns guarding off.
+        escalation: when a run pauses for a person (see `Escalation`). None (the default) means
+            ``Escalation()``: critical tools always, high ones once the run has read untrusted data.
+            ``Escalation(severity=None, after_untrusted=None)`` never pauses.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Agent:
         max_output_retries: int = 2,
         limits: Sequence[SpendLimit] = (),
         guards: Sequence[Guard] | None = None,
+        escalation: Escalation | None = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -92,6 +98,15 @@ class Agent:
             if not isinstance(limit, SpendLimit):
                 raise ConfigError(f"limits must be SpendLimit instances, got {limit!r}")
         self.guards: tuple[Guard, ...] = _checked_guards(guards)
+        if escalation is not None and not isinstance(escalation, Escalation):
+            raise ConfigError(f"escalation must be an Escalation, got {escalation!r}")
+        self.escalation = escalation or Escalation()
+        if self.escalation.max_cost_usd is not None and self.model.price is None:
+            raise ConfigError(
+                f"Escalation(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
+                "add it with keel.models.set_price() or a KEEL_PRICING file"
+            )
+        self._defined_in = _caller_module()
         priced_limit = any(c.unit == "usd" for limit in self.limits for c in limit.ceilings())
         if priced_limit and self.model.price is None:
             raise ConfigError(
@@ -129,8 +144,28 @@ class Agent:
         """
         if not isinstance(task, str):
             raise ConfigError(f"task must be a string, got {type(task).__name__}")
-        spec = RunSpec(
-            run_id=f"run-{uuid.uuid4().hex[:16]}",
+        run_id = f"run-{uuid.uuid4().hex[:16]}"
+        return await run_pipeline(self._spec(run_id, task, session_id, user))
+
+    async def resume(self, run_id: str) -> RunResult:
+        """Continue a run that paused for a person (status ESCALATED), once its review items are decided.
+
+        The run goes on from its journal: nothing that already ran runs again; an approved action runs once, a
+        denied one is reported to the model as denied. It may pause again (another approval needed).
+
+        Raises:
+            UnknownRunError: no such run in this agent's store.
+            ResumeError: the run is not escalated (finished, running, or resumed meanwhile by another
+                process), belongs to another agent, or a review item is still pending.
+        """
+        row = await self.store.get_run(run_id)
+        events = await self.store.events(run_id)
+        user = events[0].payload.get("user") if events else None
+        return await resume_pipeline(self._spec(run_id, row.task, row.session_id, user))
+
+    def _spec(self, run_id: str, task: str, session_id: str | None, user: str | None) -> RunSpec:
+        return RunSpec(
+            run_id=run_id,
             agent=self.name,
             task=task,
             session_id=session_id,
@@ -147,24 +182,43 @@ class Agent:
             spend_limits=tuple(applicable_limits(self.limits, agent=self.name, session_id=session_id, user=user)),
             input_screens=tuple(g for g in self.guards if isinstance(g, InjectionScreen)),
             output_guards=tuple(g for g in self.guards if not isinstance(g, InjectionScreen)),
+            escalation=self.escalation,
+            user=user,
+            defined_in=self._defined_in,
         )
-        return await run_pipeline(spec)
 
-    async def _run_then_close_model(self, task: str, session_id: str | None, user: str | None) -> RunResult:
+    async def _then_close_model(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
         # The loop `run_sync` made ends with this call: connections opened on it must close on it, not be
         # garbage-collected later with a ResourceWarning (or fail on a loop that is already closed).
         try:
-            return await self.run(task, session_id=session_id, user=user)
+            return await work
         finally:
             await self.model.aclose()
 
-    def run_sync(self, task: str, *, session_id: str | None = None, user: str | None = None) -> RunResult:
-        """`run` for code without an event loop."""
+    def _sync(self, work: Coroutine[Any, Any, RunResult], name: str) -> RunResult:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._run_then_close_model(task, session_id, user))
-        raise ConfigError("run_sync() cannot be called from a running event loop; use `await agent.run(...)`")
+            return asyncio.run(self._then_close_model(work))
+        work.close()
+        raise ConfigError(f"{name}_sync() cannot be called from a running event loop; use `await agent.{name}(...)`")
+
+    def run_sync(self, task: str, *, session_id: str | None = None, user: str | None = None) -> RunResult:
+        """`run` for code without an event loop."""
+        return self._sync(self.run(task, session_id=session_id, user=user), "run")
+
+    def resume_sync(self, run_id: str) -> RunResult:
+        """`resume` for code without an event loop."""
+        return self._sync(self.resume(run_id), "resume")
+
+
+def _caller_module() -> dict[str, str] | None:
+    """The module (and file) that constructed the agent, so ``keel resume`` can import it again."""
+    caller = sys._getframe(2).f_globals  # 0: this function, 1: Agent.__init__, 2: the code that built the agent
+    module, file = caller.get("__name__"), caller.get("__file__")
+    if not isinstance(module, str):
+        return None
+    return {"module": module, "file": file} if isinstance(file, str) else {"module": module}
 
 
 def default_guards() -> tuple[Guard, ...]:
@@ -179,10 +233,4 @@ def _checked_guards(guards: Sequence[Guard] | None) -> tuple[Guard, ...]:
     for guard in checked:
         if not isinstance(guard, Guard):
             raise ConfigError(f"{guard!r} is not a guard: it needs a `name` and a `check(text, context)` method")
-        if getattr(guard, "mode", None) == "escalate":
-            # Pausing a run for a person needs the review queue, which is not part of Keel yet.
-            raise ConfigError(
-                f"guard {guard.name!r}: mode='escalate' needs the review queue, not available yet; use 'block' "
-                "(refuse the answer) or 'flag'/'redact'"
-            )
     return checked

@@ -17,6 +17,7 @@ for mistakes a developer or operator must fix.
     ├── UnknownRunError        no run with this id in the store
     ├── ConflictError          a concurrent update lost a version check
     ├── ReviewError            an unknown or already decided review item
+    ├── ResumeError            a run that cannot be resumed (finished, still waiting for a review, claimed)
     └── ModelRequestsDisabledError  a real provider was called while `keel.models.ALLOW_MODEL_REQUESTS` is False
 
 `ModelError` is raised by providers inside a run (HTTP failure, malformed response); the pipeline turns it
@@ -34,6 +35,7 @@ __all__ = [
     "ModelError",
     "ModelFileError",
     "ModelRequestsDisabledError",
+    "ResumeError",
     "ReviewError",
     "StoreError",
     "StoreNotFoundError",
@@ -102,6 +104,10 @@ class ConflictError(KeelError):
 
 class ReviewError(KeelError):
     """A review item is unknown or was already decided."""
+
+
+class ResumeError(KeelError):
+    """A run cannot be resumed: it is not paused, a review item is still pending, or another process took it."""
 
 
 class ModelRequestsDisabledError(KeelError):

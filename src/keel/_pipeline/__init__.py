@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from keel._pipeline.resume import resume_pipeline
 from keel._pipeline.run import run_pipeline
 from keel._pipeline.state import RunSpec
 
-__all__ = ["RunSpec", "run_pipeline"]
+__all__ = ["RunSpec", "resume_pipeline", "run_pipeline"]

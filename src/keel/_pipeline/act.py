@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from keel._pipeline.escalate import HeldCall, denial_feedback, hold_tool_calls
 from keel._pipeline.execute import ToolOutcome, execute_call
 from keel._pipeline.guard import screen_tool_output
 from keel._pipeline.record import record
@@ -17,8 +18,9 @@ from keel._pipeline.validate import Rejected, ValidCall, validate_call
 from keel.journal import EventKind, Phase
 from keel.models.base import ToolCall, ToolResultMessage
 from keel.result import RunStatus
+from keel.store.base import ReviewItem
 
-__all__ = ["act"]
+__all__ = ["act", "call_summary"]
 
 
 def _arguments(raw: str) -> Any:
@@ -68,6 +70,8 @@ async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
         latency_ms=result.latency_ms,
     )
     state.informed_by.append(event.seq)
+    if not tool.trusted and result.outcome in ("ok", "error") and state.tainted_by is None:
+        state.tainted_by = f"output of {tool.name}"  # taint rule (G5): an error message can carry its data too
     if result.ok:  # the journal keeps what the tool returned; the model sees it screened
         shown = await screen_tool_output(state, tool, valid.call.id, result.content)
         if shown is not result.content:
@@ -108,7 +112,7 @@ async def _run_paid(state: RunState, calls: list[ValidCall]) -> list[ToolOutcome
 def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
     """Note the outcome for the status report and the best-effort output, in call order."""
     call = result.valid.call
-    summary = f"{call.name}({_short(call.arguments)})"
+    summary = call_summary(call)
     if result.ok:
         state.tool_results.append(result.content)
         state.done.append(f"{summary} -> ok")
@@ -117,18 +121,55 @@ def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
     return ToolResultMessage(call.id, call.name, result.shown or result.content, is_error=not result.ok)
 
 
-def _short(arguments: str, limit: int = 80) -> str:
-    return arguments if len(arguments) <= limit else arguments[: limit - 1] + "…"
+def call_summary(call: ToolCall, limit: int = 80) -> str:
+    """A call in one line for the status report: ``name(arguments)``, long arguments cut."""
+    arguments = call.arguments if len(call.arguments) <= limit else call.arguments[: limit - 1] + "…"
+    return f"{call.name}({arguments})"
 
 
-async def act(state: RunState, calls: Sequence[ToolCall]) -> Finish | None:
-    """Handle one turn's tool calls; return a `Finish` when the rejection bound is reached."""
+def _needing_approval(state: RunState, checked: list[ValidCall | Rejected], confidence: float | None) -> list[HeldCall]:
+    policy = state.spec.escalation
+    held = []
+    for item in checked:
+        if isinstance(item, Rejected):
+            continue
+        found = policy.tool_call_trigger(item.tool, tainted_by=state.tainted_by, confidence=confidence)
+        if found is not None:
+            trigger, reason = found
+            arguments = item.args.model_dump(mode="json")
+            held.append(HeldCall(item.call, arguments, item.tool.severity, reason, trigger))
+    return held
+
+
+def _denied(state: RunState, call: ToolCall, item: ReviewItem) -> ToolResultMessage:
+    state.not_done.append(f"{call_summary(call)} -> denied by {item.decided_by}")
+    return ToolResultMessage(call.id, call.name, denial_feedback(item), is_error=True)
+
+
+async def act(
+    state: RunState,
+    calls: Sequence[ToolCall],
+    *,
+    confidence: float | None = None,
+    decisions: Mapping[str, ReviewItem] | None = None,
+) -> Finish | None:
+    """Handle one turn's tool calls; return a `Finish` when the run pauses for a person or must stop.
+
+    A turn with a call that needs approval is held whole, before anything of it is journaled or run.
+    Resuming it passes the person's `decisions` (call id → decided review item): approved and unreviewed calls
+    run, denied ones are reported to the model as denied.
+    """
     checked = [validate_call(state.spec.registry, call) for call in calls]
+    if decisions is None and (held := _needing_approval(state, checked, confidence)):
+        return await hold_tool_calls(state, tuple(calls), held, confidence)
+    decided = decisions or {}
     replies: list[ToolResultMessage | None] = [None] * len(checked)
     runs: list[tuple[int, ValidCall]] = []
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
             replies[index] = await _reject(state, item)
+        elif (review := decided.get(item.call.id)) is not None and review.status == "denied":
+            replies[index] = _denied(state, item.call, review)
         else:
             runs.append((index, item))
     results = await _run_paid(state, [valid for _, valid in runs])

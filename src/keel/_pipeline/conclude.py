@@ -6,12 +6,14 @@ A typed answer that fails its schema is sent back once per allowed correction, j
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from keel._pipeline.guard import judge_output
+from keel._pipeline.escalate import hold_answer
+from keel._pipeline.guard import HeldForReview, judge_output
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel.guardrails.base import GuardContext
@@ -19,7 +21,7 @@ from keel.journal import EventKind, Phase
 from keel.models.base import ModelResponse, UserMessage
 from keel.result import RunStatus
 
-__all__ = ["conclude"]
+__all__ = ["conclude", "deliver"]
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
@@ -50,40 +52,88 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
     adapter = state.spec.output_adapter
     if adapter is None:
         if not text.strip():
-            return await _ask_again(state, "Your answer was empty. Reply with your final answer.", "empty answer")
-        judged = await judge_output(state, text)
-        return judged if isinstance(judged, Finish) else Finish(RunStatus.COMPLETED, "answered", output=judged)
+            return await _ask_again(
+                state,
+                "Your answer was empty. Reply with your final answer.",
+                "empty answer",
+                {"guard": "output_format", "verdict": "fail", "detail": "empty answer"},
+            )
+        return await deliver(state, text, confidence=_confidence(state, response.confidence, text, None))
     try:
         output = adapter.validate_json(_unfence(text))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
-        await record(
-            state,
-            EventKind.GUARD_VERDICT,
-            {"guard": "output_schema", "verdict": "fail", "detail": problems},
-            phase=Phase.VALIDATION,
-        )
         message = (
             f"Your answer does not match the required output schema: {problems}. "
             "Reply with only a JSON value that matches the schema."
         )
-        return await _ask_again(state, message, f"output failed schema validation: {problems}")
+        return await _ask_again(
+            state,
+            message,
+            f"output failed schema validation: {problems}",
+            {"guard": "output_schema", "verdict": "fail", "detail": problems},
+        )
     await record(state, EventKind.GUARD_VERDICT, {"guard": "output_schema", "verdict": "pass"}, phase=Phase.VALIDATION)
-    return await _judge_typed(state, adapter, output)
+    answer = adapter.dump_json(output).decode()
+    return await deliver(state, answer, confidence=_confidence(state, response.confidence, answer, output))
 
 
-async def _judge_typed(state: RunState, adapter: TypeAdapter[Any], output: Any) -> Finish:
-    """Run the output guards on a typed answer's JSON; a redaction is applied to its string fields only.
+def _confidence(state: RunState, reported: float | None, text: str, output: Any) -> float | None:
+    """The lowest known confidence: the model's self-report, a typed answer's ``confidence`` field, the scorer."""
+    known = [reported]
+    field = getattr(output, "confidence", None) if output is not None else None
+    if isinstance(field, int | float) and not isinstance(field, bool):
+        known.append(float(field))
+    scorer = state.spec.escalation.scorer
+    if scorer is not None and state.spec.escalation.min_confidence is not None:
+        known.append(
+            scorer(text, GuardContext(task=state.spec.task, sources=tuple(state.tool_results), origin="output"))
+        )
+    values = [value for value in known if value is not None]
+    return min(values) if values else None
+
+
+async def deliver(
+    state: RunState, answer: str, *, confidence: float | None, first_guard: int = 0, approved: bool = False
+) -> Finish:
+    """Judge a final answer and finish with it, or hold it for a person (a guard asks, or confidence is low).
+
+    Args:
+        state: the run.
+        answer: the answer's text (a typed answer as JSON).
+        confidence: the answer's confidence, when known.
+        first_guard: guards before this one have judged it already (resuming a held answer).
+        approved: a person released the answer: the confidence check is not repeated.
+    """
+    judged = await judge_output(state, answer, first=first_guard)
+    if isinstance(judged, Finish):
+        return judged
+    adapter = state.spec.output_adapter
+    shown: Any = answer if adapter is None else json.loads(answer)
+    if isinstance(judged, HeldForReview):
+        held = judged.text if adapter is None else answer  # a typed answer is redacted field by field at the end
+        return await hold_answer(
+            state, held, reason=judged.reason, trigger="guard", guards_done=judged.guards_done, shown=shown
+        )
+    if not approved and confidence is not None and state.spec.escalation.confidence_too_low(confidence):
+        held = judged if adapter is None else answer
+        reason = f"the answer's confidence is {confidence:.2f}, below {state.spec.escalation.min_confidence}"
+        guards_done = len(state.spec.output_guards)
+        return await hold_answer(state, held, reason=reason, trigger="confidence", guards_done=guards_done, shown=shown)
+    if adapter is None:
+        return Finish(RunStatus.COMPLETED, "answered", output=judged)
+    return _typed_finish(state, adapter, answer, redacted=judged != answer or first_guard > 0)
+
+
+def _typed_finish(state: RunState, adapter: TypeAdapter[Any], answer: str, *, redacted: bool) -> Finish:
+    """A typed answer's `Finish`; a redaction is applied to its string fields only.
 
     Numbers, booleans and the JSON structure are never rewritten, so a redacted answer keeps its schema.
     """
-    original = adapter.dump_json(output).decode()
-    judged = await judge_output(state, original)
-    if isinstance(judged, Finish):
-        return judged
-    if judged == original:
+    output = adapter.validate_json(answer)
+    if not redacted:
         return Finish(RunStatus.COMPLETED, "answered", output=output)
     cleaned = _redact_strings(adapter.dump_python(output, mode="json"), state)
     try:
@@ -112,14 +162,20 @@ def _redact_strings(value: Any, state: RunState) -> Any:
     return value
 
 
-async def _ask_again(state: RunState, message: str, reason: str) -> Finish | None:
+async def _ask_again(state: RunState, message: str, reason: str, verdict: dict[str, Any]) -> Finish | None:
+    """Journal the failed check, then send the model `message` when a correction is left, else end PARTIAL.
+
+    The message is journaled as the verdict's ``feedback``, so a resumed run rebuilds the same conversation.
+    """
     limit = state.spec.max_output_retries
     if state.output_retries >= limit:
+        await record(state, EventKind.GUARD_VERDICT, verdict, phase=Phase.VALIDATION)
         return Finish(
             RunStatus.PARTIAL,
             f"{reason} (after {limit} corrections)",
             not_done=("valid final answer",),
         )
+    await record(state, EventKind.GUARD_VERDICT, {**verdict, "feedback": message}, phase=Phase.VALIDATION)
     state.output_retries += 1
     state.messages.append(UserMessage(message))
     state.phase = Phase.VALIDATION

@@ -42,6 +42,8 @@ async def start(spec: RunSpec) -> RunState:
             "tools": list(spec.registry.names),
             "budget": _fields(spec.budget),
             "output_schema": spec.output_type.__name__ if spec.output_type is not None else None,
+            "user": spec.user,
+            "defined_in": spec.defined_in,
         },
     )
     await spec.store.create_run(row, event)
@@ -74,7 +76,7 @@ async def _guarded_best_output(state: RunState) -> Any:
     if not isinstance(best, str) or not state.spec.output_guards:
         return best
     judged = await judge_output(state, best)
-    return None if isinstance(judged, Finish) else judged
+    return judged if isinstance(judged, str) else None  # blocked, or held for a person
 
 
 async def finish(state: RunState, end: Finish) -> RunResult:
@@ -92,6 +94,7 @@ async def finish(state: RunState, end: Finish) -> RunResult:
         steps=state.steps,
         total_tokens=usage.total_tokens,
         cost_usd=round(usage.cost_usd, 10),
+        resume=f"keel resume {spec.run_id}" if end.status is RunStatus.ESCALATED else None,
     )
     report_dict = _fields(report)
     output_json = _jsonable(output)

@@ -4,11 +4,12 @@ Input screens (`InjectionScreen`) refuse a poisoned task — the run ends REJECT
 tool output: the model still gets the data, wrapped and marked as data, never the instructions in it. Output
 guards (PII, grounding, …) run in order on the final answer; each verdict with findings is journaled as a
 `guard_verdict` (a pass is not: it would add an event to every run), a redaction is handed to the next guard,
-and a block ends the run REJECTED with no output.
+a block ends the run REJECTED with no output, and an escalation holds the answer for a person.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from keel._pipeline.record import record
@@ -19,7 +20,18 @@ from keel.journal import EventKind, Phase
 from keel.result import RunStatus
 from keel.tools.tool import Tool
 
-__all__ = ["judge_output", "screen_task", "screen_tool_output"]
+__all__ = ["HeldForReview", "judge_output", "screen_task", "screen_tool_output"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldForReview:
+    """A guard wants a person to see the answer before it goes out (mode escalate, or a block escalated)."""
+
+    text: str
+    """The answer as judged up to that guard (earlier guards' redactions applied)."""
+    guards_done: int
+    """Guards judged so far, the holding one included: on approval, the guards after it still run."""
+    reason: str
 
 
 async def _journal(state: RunState, verdict: Verdict, target: str, **extra: Any) -> None:
@@ -47,6 +59,8 @@ async def screen_task(state: RunState) -> Finish | None:
         if verdict.passed:
             continue
         await _journal(state, verdict, "input")
+        if state.tainted_by is None:
+            state.tainted_by = f"the task, flagged by {verdict.guard}"
         if verdict.action == "block":
             return Finish(
                 RunStatus.REJECTED,
@@ -70,19 +84,26 @@ async def screen_tool_output(state: RunState, tool: Tool, call_id: str, content:
     return content
 
 
-async def judge_output(state: RunState, text: str) -> str | Finish:
-    """Run the output guards on the final answer; the (possibly redacted) text, or the `Finish` of a block."""
+async def judge_output(state: RunState, text: str, *, first: int = 0) -> str | Finish | HeldForReview:
+    """Run the output guards (from the `first`) on the final answer.
+
+    Returns the (possibly redacted) text; the `Finish` of a block; or, for a guard in escalate mode (or a block
+    under ``Escalation(on_guard_failure="escalate")``), the answer held for a person.
+    """
     context = _context(state, "output")
-    for guard in state.spec.output_guards:
+    escalate_blocks = state.spec.escalation.on_guard_failure == "escalate"
+    for index, guard in enumerate(state.spec.output_guards[first:], start=first):
         verdict = guard.check(text, context)
         if verdict.passed:  # only findings are journaled: a pass on every answer would double the journal
             continue
         await _journal(state, verdict, "output")
         if verdict.action == "redact" and verdict.text is not None:
             text = verdict.text
-        elif verdict.action in ("block", "escalate"):
-            # An escalating guard is refused at Agent construction until the review queue exists; a custom
-            # guard that asks for escalation anyway is treated as a block: nothing unjudged gets out.
+        elif verdict.action == "escalate" or (verdict.action == "block" and escalate_blocks):
+            return HeldForReview(
+                text, index + 1, f"{verdict.guard} wants a person to check the answer: {verdict.detail}"
+            )
+        elif verdict.action == "block":
             return Finish(
                 RunStatus.REJECTED,
                 f"the answer was refused by {verdict.guard}: {verdict.detail}",

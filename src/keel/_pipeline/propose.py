@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
+from keel._pipeline.escalate import hold_spend_past
 from keel._pipeline.record import record
 from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
@@ -58,6 +59,8 @@ async def propose(state: RunState) -> ModelResponse | Finish:
         request = _request(state, verdict.max_output_tokens)
     reserved = RequestUsage(input_tokens, verdict.max_output_tokens)
     worst_usd = _worst_usd(state, reserved)
+    if (review_at := _spend_review_at(state)) is not None and state.usage.cost_usd + worst_usd > review_at:
+        return await hold_spend_past(state, state.usage.cost_usd, worst_usd, review_at)
     held = await hold_spend(state, worst_usd, reserved.total_tokens)
     if isinstance(held, Finish):
         return held
@@ -100,6 +103,13 @@ async def _call(
         return await _failed_call(state, error, reserved, latency_ms, held, consumed=exc.tokens)
     await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000, held)
     return response
+
+
+def _spend_review_at(state: RunState) -> float | None:
+    """The spend past which a person must approve the next call (`Escalation.max_cost_usd`), or None."""
+    if state.spend_review_at_usd is not None:
+        return state.spend_review_at_usd
+    return state.spec.escalation.max_cost_usd
 
 
 def _worst_usd(state: RunState, reserved: RequestUsage) -> float:

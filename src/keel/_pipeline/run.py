@@ -7,6 +7,7 @@ turn, and `propose` refuses a turn past the step, time or spending budget, so th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import assert_never
 
 from keel._pipeline.act import act
@@ -18,7 +19,7 @@ from keel._pipeline.state import Finish, RunSpec, RunState
 from keel.models.base import ModelResponse
 from keel.result import RunResult, RunStatus
 
-__all__ = ["run_pipeline"]
+__all__ = ["drive_to_end", "run_pipeline"]
 
 
 async def _drive(state: RunState) -> Finish:
@@ -28,7 +29,7 @@ async def _drive(state: RunState) -> Finish:
             case Finish():
                 return turn
             case ModelResponse(tool_calls=calls) if calls:
-                end = await act(state, calls)
+                end = await act(state, calls, confidence=turn.confidence)
             case ModelResponse():
                 end = await conclude(state, turn)
             case _:
@@ -37,11 +38,10 @@ async def _drive(state: RunState) -> Finish:
             return end
 
 
-async def run_pipeline(spec: RunSpec) -> RunResult:
-    """Run an agent task to its end and return the result; journaled throughout."""
-    state = await start(spec)
+async def drive_to_end(state: RunState, first: Callable[[], Awaitable[Finish | None]]) -> RunResult:
+    """Take the `first` step, then model turns until the run ends; finish it (journaled) whatever happens."""
     try:
-        end = await screen_task(state) or await _drive(state)
+        end = await first() or await _drive(state)
     except BaseException as exc:
         # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync), or a programming error (a bug in a
         # custom Model, model requests disabled in tests): the journal still says how the run ended, then the
@@ -54,3 +54,9 @@ async def run_pipeline(spec: RunSpec) -> RunResult:
         await asyncio.shield(finish(state, Finish(RunStatus.FAILED, reason)))
         raise
     return await finish(state, end)
+
+
+async def run_pipeline(spec: RunSpec) -> RunResult:
+    """Run an agent task to its end and return the result; journaled throughout."""
+    state = await start(spec)
+    return await drive_to_end(state, lambda: screen_task(state))

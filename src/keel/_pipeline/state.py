@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from keel.budget import Budget
 from keel.cost.limits import SpendLimit
 from keel.guardrails.base import Guard
+from keel.guardrails.escalation import Escalation
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
 from keel.result import RunStatus
@@ -50,6 +51,12 @@ class RunSpec:
     """Guards that screen the task and untrusted tool output (prompt injection, G5)."""
     output_guards: tuple[Guard, ...] = ()
     """Guards that judge the final answer, in order (PII, grounding, G3)."""
+    escalation: Escalation = field(default_factory=Escalation)
+    """When the run pauses for a person (G4) and the taint rule (G5)."""
+    user: str | None = None
+    """Who the run is for (keys ``scope="user"`` spending limits; kept in `run_started` for resume)."""
+    defined_in: dict[str, str] | None = None
+    """Where the agent was defined (module, file), so ``keel resume RUN_ID`` can find it again."""
 
 
 @dataclass(slots=True)
@@ -84,6 +91,11 @@ class RunState:
     """Serializes numbering and committing of events (parallel tool calls record concurrently)."""
     call_ordinals: dict[str, CallOrdinals] = field(default_factory=dict)
     """Per distinct tool call (tool + canonical arguments): which idempotency ordinals are taken."""
+    tainted_by: str | None = None
+    """What untrusted data the run has read first (a tool's name, or the flagged input); None while clean."""
+    spend_review_at_usd: float | None = None
+    """The spend past which the next model call waits for a person: `Escalation.max_cost_usd` until a person
+    approves more (then the approved call's spend plus another `max_cost_usd`)."""
 
     def remaining_s(self) -> float | None:
         """Seconds left of the run's wall-time budget, or None when it has none."""

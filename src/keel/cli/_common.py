@@ -12,7 +12,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from keel.errors import ConfigError, KeelError, ReviewError, StoreNotFoundError, UnknownRunError
+from keel.errors import (
+    ConfigError,
+    KeelError,
+    ResumeError,
+    ReviewError,
+    StoreError,
+    StoreNotFoundError,
+    UnknownRunError,
+)
 from keel.result import RunStatus
 from keel.store import DEFAULT_STORE_PATH, MemoryStore, Store, open_store
 
@@ -23,6 +31,7 @@ __all__ = [
     "EXIT_USAGE",
     "StoreOption",
     "err_console",
+    "existing_store",
     "exit_code",
     "fail",
     "keel_errors",
@@ -75,7 +84,7 @@ def keel_errors() -> Iterator[None]:
     """Turn Keel's exceptions into a message and an exit code instead of a traceback."""
     try:
         yield
-    except (UnknownRunError, ReviewError) as exc:  # the command named a run or review item wrongly
+    except (UnknownRunError, ReviewError, ResumeError) as exc:  # a run or review item named wrongly, or too early
         fail(str(exc), EXIT_USAGE)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
@@ -111,6 +120,22 @@ def using_store(url: str | None, *, create: bool = True) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+@contextmanager
+def existing_store(url: str | None) -> Iterator[Store]:
+    """An existing store, opened for writing (a store of an older schema is migrated by that open).
+
+    A mistyped ``--store`` is reported (`StoreNotFoundError`), never created empty.
+    """
+    try:
+        open_store(url, create=False).close()
+    except StoreNotFoundError:
+        raise
+    except StoreError:
+        pass  # an older schema: opening it for writing below migrates it, as running an agent would
+    with using_store(url) as store:
+        yield store
 
 
 def store_flag(store: Store, given: str | None) -> str:

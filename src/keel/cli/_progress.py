@@ -7,7 +7,7 @@ event to a callback once the inner store has committed it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -25,7 +25,7 @@ from keel.store.memory import MemoryStore
 
 from ._render import STATUS_STYLES, event_summary, metrics, money, status_text
 
-__all__ = ["ObservingStore", "ProgressPrinter", "observed_run", "show_result"]
+__all__ = ["ObservingStore", "ProgressPrinter", "observed", "observed_run", "show_result"]
 
 
 class ObservingStore:
@@ -60,6 +60,12 @@ class ObservingStore:
         """Append to the inner store, then report the event."""
         await self.inner.append(event)
         self._report(event)
+
+    async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
+        """Claim the paused run in the inner store, then report its resumed ``run_started``."""
+        run = await self.inner.resume_run(run_id, first, paused=paused)
+        self._report(first)
+        return run
 
     def _report(self, event: Event) -> None:
         if self.callback_error is not None:
@@ -126,9 +132,20 @@ class ProgressPrinter:
 async def observed_run(
     agent: Agent, task: str, *, session_id: str | None, store: Store | None, console: Console
 ) -> RunResult:
-    """Run `agent` on `task`, printing each step; `store` replaces the agent's own store when given.
+    """Run `agent` on `task`, printing each step; `store` replaces the agent's own store when given."""
+    return await observed(agent, lambda watched: watched.run(task, session_id=session_id), store=store, console=console)
 
-    The agent itself is left untouched: a shallow copy runs, with the observing store in place of its own. The
+
+async def observed(
+    agent: Agent,
+    work: Callable[[Agent], Awaitable[RunResult]],
+    *,
+    store: Store | None,
+    console: Console,
+) -> RunResult:
+    """Do `work` (a run, a resume) with `agent`, printing each step; `store` replaces the agent's own when given.
+
+    The agent itself is left untouched: a shallow copy works, with the observing store in place of its own. The
     model's connections on this loop are closed at the end, since a command runs one loop for one run.
     """
     printer = ProgressPrinter(console)
@@ -136,7 +153,7 @@ async def observed_run(
     spinner: AbstractContextManager[Any] = console.status("working…") if console.is_terminal else nullcontext()
     try:
         with spinner:
-            return await watched.run(task, session_id=session_id)
+            return await work(watched)
     finally:
         await agent.model.aclose()  # the command's event loop ends with this run
 
@@ -186,6 +203,11 @@ def show_result(console: Console, result: RunResult, *, store: Store, store_flag
         grid.add_row("store", Text("memory:// — the journal is gone when this process ends", style="yellow"))
     else:
         grid.add_row("store", store.url)
-        grid.add_row("next", Text(f"keel trace {result.run_id}{store_flag}", style="cyan"))
-        grid.add_row("", Text(f"keel runs{store_flag}", style="cyan"))
+        if result.status is RunStatus.ESCALATED:
+            grid.add_row("next", Text(f"keel review list --run {result.run_id}{store_flag}", style="cyan"))
+            grid.add_row("", Text(f"keel review approve REVIEW_ID --by NAME (or deny){store_flag}", style="cyan"))
+            grid.add_row("then", Text(f"{result.report.resume}{store_flag}", style="cyan"))
+        else:
+            grid.add_row("next", Text(f"keel trace {result.run_id}{store_flag}", style="cyan"))
+            grid.add_row("", Text(f"keel runs{store_flag}", style="cyan"))
     console.print(grid)

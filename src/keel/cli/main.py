@@ -10,6 +10,7 @@ from keel import __version__
 
 from .demo import demo_command
 from .inspect import runs_command, trace_command
+from .resume import resume_command
 from .review import review_app
 from .run import run_command
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.command("demo")(demo_command)
 app.command("run")(run_command)
 app.command("runs")(runs_command)
+app.command("resume")(resume_command)
 app.command("trace")(trace_command)
 app.add_typer(review_app, name="review")
 

@@ -8,8 +8,6 @@ decided (here or by anyone else, in any process), is a usage error (exit 2) that
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
@@ -18,12 +16,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from keel.errors import StoreError, StoreNotFoundError
+from keel.errors import StoreNotFoundError
 from keel.guardrails.review import ReviewItem, ReviewQueue
-from keel.store import Store, open_store
 from keel.store.base import Decision, ReviewStatus
 
-from ._common import StoreOption, keel_errors, out_console, run_async, store_flag, using_store
+from ._common import StoreOption, existing_store, keel_errors, out_console, run_async, store_flag, using_store
 from ._render import call_text, short, timestamp
 
 __all__ = ["review_app"]
@@ -54,19 +51,6 @@ _WANTED: dict[Shown, ReviewStatus | None] = {
     Shown.DENIED: "denied",
     Shown.ALL: None,
 }
-
-
-@contextmanager
-def _writable_store(url: str | None) -> Iterator[Store]:
-    """An existing store, opened for writing (a store of an older schema is migrated by that open)."""
-    try:
-        open_store(url, create=False).close()
-    except StoreNotFoundError:
-        raise
-    except StoreError:
-        pass  # an older schema: opening it for writing below migrates it, as running an agent would
-    with using_store(url) as store:
-        yield store
 
 
 def _status(item: ReviewItem) -> Text:
@@ -174,7 +158,7 @@ def show_command(
 
 
 def _decide(review_id: str, decision: Decision, by: str, note: str, store: str | None) -> None:
-    with keel_errors(), _writable_store(store) as opened:
+    with keel_errors(), existing_store(store) as opened:
         queue = ReviewQueue(opened)
         if decision == "approved":
             item = run_async(queue.approve(review_id, by=by, note=note))

@@ -29,7 +29,7 @@ from ._common import (
 )
 from ._progress import observed_run, show_result
 
-__all__ = ["load_agent", "run_command"]
+__all__ = ["import_module", "load_agent", "run_command"]
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -58,7 +58,7 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def _import(name: str) -> ModuleType:
+def import_module(name: str) -> ModuleType:
     """Import `name` (a dotted module, or a ``.py`` file) with the current directory importable."""
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -99,7 +99,7 @@ def load_agent(target: str) -> Agent:
         module_name, attribute = target, ""
     if not module_name:
         fail(f"expected MODULE:AGENT, got {target!r}", EXIT_USAGE)
-    module = _import(module_name)
+    module = import_module(module_name)
     if not attribute:
         return _only_agent(module, module_name)
     found: Any = module

@@ -5,6 +5,8 @@
 - `PIIGuard` finds personal data and secrets in an answer and redacts, blocks or escalates; `redact_pii`
   cleans any text.
 - `GroundingGuard` flags ids, numbers, amounts, dates, emails and URLs the run never saw.
+- `Escalation` says when a run pauses for a person: severe tools, tools after untrusted data (taint), low
+  confidence, spend past a threshold, guards that want a person.
 - `ReviewQueue` is the persisted queue of actions waiting for a person (approve / deny, first decision wins).
 
 An agent that configures no guards gets ``[InjectionScreen(), PIIGuard(mode="redact")]``.
@@ -13,6 +15,7 @@ An agent that configures no guards gets ``[InjectionScreen(), PIIGuard(mode="red
 from __future__ import annotations
 
 from keel.guardrails.base import Action, Finding, Guard, GuardContext, Verdict
+from keel.guardrails.escalation import Escalation
 from keel.guardrails.grounding import GroundingGuard, GroundingMode
 from keel.guardrails.injection import InjectionScreen, quarantine
 from keel.guardrails.pii import PII_KINDS, PIIGuard, PIIKind, PIIMode, redact_pii
@@ -21,6 +24,7 @@ from keel.guardrails.review import ReviewItem, ReviewQueue
 __all__ = [
     "PII_KINDS",
     "Action",
+    "Escalation",
     "Finding",
     "Guard",
     "GuardContext",

@@ -30,6 +30,7 @@ __all__ = [
     "SpendTotals",
     "Store",
     "already_decided",
+    "not_paused",
 ]
 
 
@@ -156,6 +157,14 @@ class ReviewItem:
     """The decider's note (empty when none was given)."""
 
 
+def not_paused(run_id: str, status: str, paused: RunStatus) -> str:
+    """The message for a resume that found the run no longer `paused`. Shared by every store."""
+    return (
+        f"run {run_id} is {status}, not {paused.value}: it cannot be resumed (if it was {paused.value} a moment ago, "
+        "another process has resumed it)"
+    )
+
+
 def already_decided(item: ReviewItem, attempted: str) -> str:
     """The message for a decision that lost: who decided `item` first, how and when. Shared by every store."""
     when = datetime.fromtimestamp(item.decided_at or 0).strftime("%Y-%m-%d %H:%M:%S")
@@ -183,6 +192,17 @@ class Store(Protocol):
 
     async def append(self, event: Event) -> None:
         """Append one event to its run's journal and commit it."""
+        ...
+
+    async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
+        """Claim a paused run to continue it, and return its row.
+
+        Atomically: if its status is still `paused`, it is set running again and `first` (its resumed
+        ``run_started``) is appended.
+
+        Of two processes resuming one run at once, exactly one gets it; the other gets a `ResumeError`, as
+        does a run that is not `paused` any more. `UnknownRunError` when there is no such run.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord:

@@ -7,7 +7,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from keel.errors import ReviewError, StoreError, UnknownRunError
+from keel.errors import ResumeError, ReviewError, StoreError, UnknownRunError
 from keel.journal import Event
 from keel.result import RunStatus
 from keel.store.base import (
@@ -20,6 +20,7 @@ from keel.store.base import (
     SpendEntry,
     SpendTotals,
     already_decided,
+    not_paused,
 )
 
 __all__ = ["MemoryStore"]
@@ -59,6 +60,18 @@ class MemoryStore:
         if journal and journal[-1].seq >= event.seq:
             raise StoreError(f"event {event.run_id}/{event.seq} already recorded: the journal is append-only")
         journal.append(event)
+
+    async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
+        """Claim a paused run (status `paused` → running) and append `first`."""
+        with self._reviews_lock:  # two threads resuming one run: the check and the claim are one step
+            run = self._runs.get(run_id)
+            if run is None:
+                raise UnknownRunError(f"no run {run_id!r} in the in-memory store")
+            if run.status is not paused:
+                raise ResumeError(not_paused(run_id, run.status.value, paused))
+            await self.append(first)
+            run.status, run.finished_at = RunStatus.RUNNING, None
+        return dataclasses.replace(run)
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; `UnknownRunError` when there is none."""

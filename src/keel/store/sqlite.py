@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic_core import to_json
 
-from keel.errors import ReviewError, StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
+from keel.errors import ResumeError, ReviewError, StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
 from keel.journal import Event, EventKind, Phase
 from keel.result import RunStatus
 from keel.store import _sqlite_reviews, _sqlite_spend
@@ -33,6 +33,7 @@ from keel.store.base import (
     SpendCheck,
     SpendEntry,
     SpendTotals,
+    not_paused,
 )
 
 __all__ = ["SQLiteStore"]
@@ -209,6 +210,21 @@ class SQLiteStore:
     async def append(self, event: Event) -> None:
         """Append one event and commit it."""
         self._write(_INSERT_EVENT, _event_row(event))
+
+    async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
+        """Claim a paused run (status `paused` → running) and append `first`, in one ``BEGIN IMMEDIATE``."""
+
+        def claim(conn: sqlite3.Connection) -> None:
+            found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if found is None:
+                raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
+            if found[0] != paused.value:
+                raise ResumeError(not_paused(run_id, found[0], paused))
+            conn.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
+            conn.execute(_INSERT_EVENT, _event_row(first))
+
+        self._immediate(claim)
+        return await self.get_run(run_id)
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; `UnknownRunError` when there is none."""

@@ -1,0 +1,153 @@
+"""Replay: rebuild a run's state from its journal, so a paused run continues as if it had never stopped.
+
+Nothing is executed: model turns, tool results, rejections, quarantines, corrections and review decisions are
+read back from their events and turned into the same conversation, usage, counters, taint and idempotency
+ordinals the live run had. This is why every message the pipeline sends the model is derivable from an event
+(a correction is journaled as its verdict's ``feedback``, a denial as its decision's).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel._pipeline.act import call_summary
+from keel._pipeline.state import CallOrdinals, RunSpec, RunState
+from keel._pipeline.validate import ValidCall, validate_call
+from keel.guardrails.base import Finding
+from keel.guardrails.injection import quarantine
+from keel.journal import Event, EventKind, Phase
+from keel.models.base import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
+from keel.store.base import RunRecord
+
+__all__ = ["replay"]
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The tool calls of the latest model turn and the results gathered for them, sent in call order."""
+
+    calls: dict[str, ToolCall] = field(default_factory=dict)
+    results: dict[str, ToolResultMessage] = field(default_factory=dict)
+
+    def flush(self, state: RunState) -> None:
+        if self.results:
+            state.messages.extend(self.results[i] for i in self.calls if i in self.results)
+            failed = any(result.is_error for result in self.results.values())
+            state.phase = Phase.RECOVERY if failed else Phase.EXECUTION
+        self.calls, self.results = {}, {}
+
+
+def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
+    """The state of the run `events` journal, ready for its next step (its wall clock resumed where it paused)."""
+    state = RunState(spec=spec, messages=[UserMessage(spec.task)], row=row, events=list(events))
+    state.seq = events[-1].seq if events else 0
+    turn = _Turn()
+    elapsed = 0.0
+    for event in events:
+        payload = event.payload
+        match event.kind:
+            case EventKind.RUN_STARTED if event.seq == 1:
+                state.informed_by = [event.seq]
+            case EventKind.MODEL_CALLED:
+                turn.flush(state)
+                _model_called(state, turn, event)
+            case EventKind.TOOL_CALLED:
+                _tool_called(state, turn, event)
+            case EventKind.TOOL_REJECTED:
+                state.rejections += 1
+                call_id = payload["call_id"]
+                turn.results[call_id] = ToolResultMessage(call_id, payload["tool"], payload["reason"], is_error=True)
+                state.informed_by.append(event.seq)
+            case EventKind.GUARD_VERDICT:
+                _guard_verdict(state, turn, payload)
+            case EventKind.REVIEW_DECIDED:
+                _review_decided(state, turn, event)
+            case EventKind.ESCALATED:
+                elapsed = float(payload.get("elapsed_s", 0.0))
+            case _:
+                pass  # budget and lifecycle events change nothing the next step reads
+    turn.flush(state)
+    state.started = time.monotonic() - elapsed  # time spent waiting for a person is not the run's time
+    return state
+
+
+def _model_called(state: RunState, turn: _Turn, event: Event) -> None:
+    payload = event.payload
+    state.steps = max(state.steps, int(payload.get("step", 0)))
+    state.usage.add_request(event.phase, event.tokens_in, event.tokens_out, event.cost_usd)
+    state.informed_by = [event.seq]
+    if payload.get("error") is not None:
+        return  # a failed call sent nothing back
+    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in payload.get("tool_calls") or ())
+    text = payload.get("text")
+    state.messages.append(AssistantMessage(text, calls))
+    turn.calls = {call.id: call for call in calls}
+    if text:
+        state.last_text = text
+
+
+def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
+    payload = event.payload
+    call_id, name, outcome = payload["call_id"], payload["tool"], payload["outcome"]
+    call = turn.calls.get(call_id) or ToolCall(call_id, name, "{}")
+    state.usage.tool_calls += 1
+    if event.cost_usd:
+        state.usage.add_tool_cost(event.phase, event.cost_usd)
+    state.informed_by.append(event.seq)
+    ok = outcome == "ok"
+    content = payload["result"] if ok else payload["error"]
+    turn.results[call_id] = ToolResultMessage(call_id, name, content, is_error=not ok)
+    if ok:
+        state.tool_results.append(content)
+        state.done.append(f"{call_summary(call)} -> ok")
+        _take_ordinal(state, call)
+    else:
+        state.not_done.append(f"{call_summary(call)} -> {outcome}: {content}")
+    tool = state.spec.registry.get(name)
+    if (tool is None or not tool.trusted) and outcome in ("ok", "error") and state.tainted_by is None:
+        state.tainted_by = f"output of {name}"
+
+
+def _take_ordinal(state: RunState, call: ToolCall) -> None:
+    """Mark the idempotency ordinal of a completed call taken, as `execute_call` did (same key on a retry)."""
+    valid = validate_call(state.spec.registry, call)
+    if isinstance(valid, ValidCall):
+        signature = f"{valid.tool.name}\x00{valid.args.model_dump_json()}"
+        state.call_ordinals.setdefault(signature, CallOrdinals()).take()
+
+
+def _guard_verdict(state: RunState, turn: _Turn, payload: dict[str, Any]) -> None:
+    target = payload.get("target")
+    if target == "input" and payload.get("verdict") != "pass" and state.tainted_by is None:
+        state.tainted_by = f"the task, flagged by {payload.get('guard')}"
+    elif target == "tool_output" and payload.get("quarantined"):
+        call_id = payload.get("call_id")
+        raw = turn.results.get(call_id) if isinstance(call_id, str) else None
+        if raw is not None:
+            findings = [Finding(f["kind"], f["start"], f["end"], f["preview"]) for f in payload.get("findings", ())]
+            shown = quarantine(raw.content, findings, source=payload.get("tool") or raw.name)
+            turn.results[raw.call_id] = ToolResultMessage(raw.call_id, raw.name, shown, is_error=raw.is_error)
+    if (feedback := payload.get("feedback")) is not None:
+        state.messages.append(UserMessage(feedback))
+        state.output_retries += 1
+        state.phase = Phase.VALIDATION
+
+
+def _review_decided(state: RunState, turn: _Turn, event: Event) -> None:
+    payload = event.payload
+    state.informed_by.append(event.seq)
+    if (review_at := payload.get("review_at_usd")) is not None:
+        state.spend_review_at_usd = float(review_at)
+    feedback = payload.get("feedback")
+    if feedback is None:
+        return
+    call_id = payload.get("call_id")
+    if call_id is None:  # a held answer was denied: the model is asked for another
+        state.messages.append(UserMessage(feedback))
+        state.phase = Phase.VALIDATION
+        return
+    call = turn.calls.get(call_id) or ToolCall(call_id, payload["action"], "{}")
+    turn.results[call_id] = ToolResultMessage(call_id, call.name, feedback, is_error=True)
+    state.not_done.append(f"{call_summary(call)} -> denied by {payload.get('by')}")

@@ -1,0 +1,156 @@
+"""Resume: continue an escalated run once a person has decided (G4), from its journal alone.
+
+The run is claimed first (ESCALATED → running, atomically across processes, so two resumes cannot both run
+the approved action), its state is replayed from the journal, each decision is journaled as
+`review_decided`, and the step that was held is taken with the decisions: an approved tool call runs once, a
+denied one is reported to the model; an approved answer goes on through the remaining guards, a denied one is
+sent back; approved spending lets the run go on, denied spending ends it PARTIAL. Nothing that already ran is
+run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keel._pipeline.act import act
+from keel._pipeline.conclude import deliver
+from keel._pipeline.escalate import denial_feedback
+from keel._pipeline.record import next_event, record
+from keel._pipeline.replay import replay
+from keel._pipeline.run import drive_to_end
+from keel._pipeline.state import Finish, RunSpec, RunState
+from keel.errors import ResumeError, ReviewError
+from keel.journal import Event, EventKind, Phase
+from keel.models.base import ToolCall, UserMessage
+from keel.result import RunResult, RunStatus
+from keel.store.base import ReviewItem, RunRecord
+
+__all__ = ["resume_pipeline"]
+
+
+async def resume_pipeline(spec: RunSpec) -> RunResult:
+    """Continue the escalated run `spec.run_id` to its end (or its next pause) and return the result."""
+    store = spec.store
+    row = await store.get_run(spec.run_id)
+    _check_resumable(spec, row)
+    events = await store.events(spec.run_id)
+    paused = next((e for e in reversed(events) if e.kind is EventKind.ESCALATED), None)
+    if paused is None:
+        raise ResumeError(f"run {spec.run_id} is escalated but its journal has no `escalated` event to resume from")
+    reviews = await _decided_reviews(spec, paused)
+    state = replay(spec, row, events)
+    first = next_event(
+        state,
+        EventKind.RUN_STARTED,
+        {"resumed": True, "from": RunStatus.ESCALATED.value, "review_ids": [r.id for r in reviews]},
+    )
+    state.row = await store.resume_run(spec.run_id, first, paused=RunStatus.ESCALATED)
+    state.events.append(first)
+    pending: dict[str, Any] = paused.payload["pending"]
+    return await drive_to_end(state, lambda: _take_held_step(state, pending, reviews))
+
+
+def _check_resumable(spec: RunSpec, row: RunRecord) -> None:
+    if row.agent != spec.agent:
+        raise ResumeError(
+            f"run {row.run_id} belongs to agent {row.agent!r}; resume it with that agent, not {spec.agent!r}"
+        )
+    if row.status is RunStatus.ESCALATED:
+        return
+    if row.status is RunStatus.RUNNING:
+        raise ResumeError(
+            f"run {row.run_id} is running (or its process died mid-run): only a run escalated to a person can be "
+            "resumed"
+        )
+    raise ResumeError(f"run {row.run_id} has finished ({row.status.value}: {row.reason}); there is nothing to resume")
+
+
+async def _decided_reviews(spec: RunSpec, paused: Event) -> list[ReviewItem]:
+    """The paused run's review items, every one decided; `ResumeError` naming those still pending."""
+    reviews = []
+    for review_id in paused.payload.get("review_ids", ()):
+        try:
+            reviews.append(await spec.store.get_review(review_id))
+        except ReviewError as exc:
+            raise ResumeError(f"run {spec.run_id} cannot be resumed: {exc}") from exc
+    waiting = [r for r in reviews if r.status == "pending"]
+    if waiting:
+        listed = "; ".join(f"{r.id} ({r.action}: {r.reason})" for r in waiting)
+        first = waiting[0].id
+        raise ResumeError(
+            f"run {spec.run_id} is still waiting for a person: {listed}. Decide first: keel review approve {first} "
+            f"--by NAME (or deny), then resume"
+        )
+    return reviews
+
+
+async def _journal_decision(state: RunState, item: ReviewItem, **extra: Any) -> None:
+    await record(
+        state,
+        EventKind.REVIEW_DECIDED,
+        {
+            "review_id": item.id,
+            "decision": item.status,
+            "by": item.decided_by,
+            "note": item.note,
+            "action": item.action,
+            "decided_at": item.decided_at,
+            **extra,
+        },
+    )
+
+
+async def _take_held_step(state: RunState, pending: dict[str, Any], reviews: list[ReviewItem]) -> Finish | None:
+    kind = pending.get("kind")
+    if kind == "tool_calls":
+        return await _resume_tool_calls(state, pending, {r.id: r for r in reviews})
+    (item,) = reviews
+    if kind == "answer":
+        return await _resume_answer(state, pending, item)
+    if kind == "spend":
+        return await _resume_spend(state, item)
+    raise ResumeError(f"run {state.spec.run_id} paused on an unknown kind of step {kind!r}; this Keel cannot resume it")
+
+
+async def _resume_tool_calls(state: RunState, pending: dict[str, Any], by_id: dict[str, ReviewItem]) -> Finish | None:
+    decisions: dict[str, ReviewItem] = {}
+    for call_id, review_id in pending.get("reviews", {}).items():
+        item = by_id[review_id]
+        decisions[call_id] = item
+        denied = {"feedback": denial_feedback(item)} if item.status == "denied" else {}
+        await _journal_decision(state, item, call_id=call_id, **denied)
+    answered = {
+        e.payload.get("call_id") for e in state.events if e.kind in (EventKind.TOOL_CALLED, EventKind.TOOL_REJECTED)
+    }
+    calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in pending["calls"] if c["id"] not in answered]
+    if not calls:
+        return None
+    return await act(state, calls, decisions=decisions)
+
+
+async def _resume_answer(state: RunState, pending: dict[str, Any], item: ReviewItem) -> Finish | None:
+    if item.status == "approved":
+        await _journal_decision(state, item)
+        return await deliver(
+            state, pending["answer"], confidence=None, first_guard=int(pending.get("guards_done", 0)), approved=True
+        )
+    feedback = denial_feedback(item)
+    await _journal_decision(state, item, feedback=feedback)
+    state.messages.append(UserMessage(feedback))
+    state.phase = Phase.VALIDATION
+    return None
+
+
+async def _resume_spend(state: RunState, item: ReviewItem) -> Finish | None:
+    if item.status == "denied":
+        await _journal_decision(state, item)
+        note = f": {item.note}" if item.note else ""
+        return Finish(
+            RunStatus.PARTIAL,
+            f"{item.decided_by} declined further spending past ${item.arguments.get('threshold_usd')}{note}",
+        )
+    limit = state.spec.escalation.max_cost_usd or 0.0
+    asked = float(item.arguments.get("spent_usd", 0.0)) + float(item.arguments.get("next_call_usd", 0.0))
+    state.spend_review_at_usd = asked + limit  # the approved call, then another max_cost_usd
+    await _journal_decision(state, item, review_at_usd=state.spend_review_at_usd)
+    return None
