@@ -14,3 +14,10 @@ def test_quick_start_runs_as_written(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith("completed Order 1234 has shipped.")
     assert "reason: answered" in out
+
+
+def test_the_person_in_the_loop_example_runs_as_written(monkeypatch, capsys):
+    monkeypatch.setenv("KEEL_STORE", "memory://")
+    code = re.search(r"## A person in the loop\n.*?```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.startswith("completed Refunded 20.0 on order 1234.")

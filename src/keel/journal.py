@@ -6,7 +6,9 @@ below; there are no parallel logs.
 
 Event kinds (`EventKind`): when each is written, and its payload keys.
 
-- `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema.
+- `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema, user,
+  defined_in (the agent's module and file, for ``keel resume``). A resumed run starts again with resumed, from,
+  review_ids.
 - `model_called`: a model call returned or failed. model, step, text, tool_calls, finish_reason, provider_id,
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
   the events whose data it saw), reserved_tokens (the worst case authorized before the call), error; and when
@@ -16,11 +18,15 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
 - `tool_called`: a tool ran. call_id, tool, arguments, outcome (ok | error | timeout | abandoned: a sync tool
   past its timeout that may still complete), result, error, attempt, severity, side_effects, idempotency_key.
 - `tool_rejected`: a proposed call was refused before running. call_id, tool, arguments, reason, rejections.
-- `guard_verdict`: a guard judged an input or an output. guard, verdict (pass | fail | …), detail.
+- `guard_verdict`: a guard judged an input or an output. guard, verdict (pass | fail | flag | redact | block |
+  escalate), target (input | tool_output | output), detail, findings (kinds and masked previews); feedback (the
+  correction the model was sent, when it was).
 - `budget_reserved`: worst-case spend reserved before a call. tokens, cost_usd, limit.
 - `budget_refused`: a call was refused because a limit would be crossed. limit, needed, remaining.
-- `escalated`: the run paused for a person. reason, review_id.
-- `review_decided`: a person approved or denied. review_id, decision, by, note.
+- `escalated`: the run paused for a person. reason, trigger (severity | taint | confidence | cost | guard),
+  review_ids, pending (the held step: tool calls, an answer, or spending), elapsed_s.
+- `review_decided`: a resumed run applies a decision. review_id, decision, by, note, action, decided_at; call_id
+  (a held tool call); feedback (what the model is told of a denial); review_at_usd (approved spending).
 - `retry_scheduled`: a failed call will be tried again. attempt, delay_s, error.
 - `fallback_used`: an alternative tool or model replaced a failed one. from, to, reason.
 - `loop_detected`: the run returned to a state it had visited. state_hash, step.
