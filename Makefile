@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# llama.cpp (extra 'local') is compiled for portable x86-64 (AVX2), not for every extension of this CPU: its
+# AMX/AVX-512 paths crashed llama_decode with a segfault on a Sapphire Rapids VM, and pip caches the wheel
+# for any later machine that reuses the cache. A wheel cached by an earlier native build is rebuilt once.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: demo test lint typecheck pytest examples bench clean
 
@@ -22,6 +26,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	done; \
 	if wait $$pid; then echo "  installed in $$(( $$(date +%s) - start ))s (log: $(VENV)/install.log)"; \
 	else tail -n 40 $(VENV)/install.log; echo "install failed; the full log is $(VENV)/install.log"; exit 1; fi
+	@if $(BIN)/python -c "import sys, llama_cpp as l; i = l.llama_print_system_info(); sys.exit(b'AMX' not in i and b'AVX512 = 1' not in i)"; then \
+		echo "llama-cpp-python came from a wheel built for one CPU's AMX/AVX-512; rebuilding it portable (minutes, once)"; \
+		$(BIN)/pip cache remove 'llama_cpp_python*' >> $(VENV)/install.log 2>&1; \
+		$(BIN)/pip install --quiet --force-reinstall --no-deps \
+			"llama-cpp-python==$$($(BIN)/python -c 'import llama_cpp; print(llama_cpp.__version__)')" \
+			>> $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }; fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -62,6 +62,12 @@ def test_approve_then_resume_runs_the_refund_once(db: str, refunds: Path) -> Non
     assert "completed" in resumed.stdout
     assert refunds.read_text().splitlines() == ["A-1002 500.0"]
 
+    trace = keel("trace", run_id, "--store", db)
+    assert trace.exit_code == 0, trace.output
+    assert "taint: refund has severity high" in trace.stdout and f"(review {review_id})" in trace.stdout
+    assert f"resumed from escalated after review {review_id}" in trace.stdout
+    assert "approved by alice" in trace.stdout
+
     again = keel("resume", run_id, "--store", db)
     assert again.exit_code == 2 and "has finished (completed" in again.stderr
     assert refunds.read_text().splitlines() == ["A-1002 500.0"]

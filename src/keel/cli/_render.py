@@ -125,6 +125,8 @@ def _run_finished(p: Mapping[str, Any]) -> Text:
 
 
 def _run_started(p: Mapping[str, Any]) -> Text:
+    if p.get("resumed"):
+        return Text(f"resumed from {p.get('from')} after review {', '.join(p.get('review_ids') or [])}")
     tools = ", ".join(p.get("tools") or []) or "none"
     return Text(f"{p.get('agent')} on {p.get('model')} · tools: {tools} · task: {short(p.get('task') or '', 100)}")
 
@@ -147,7 +149,10 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Text]] = {
     EventKind.BUDGET_REFUSED: lambda p: Text(
         f"{p.get('limit')}: needs {p.get('needed')}, {p.get('remaining')} left", style="yellow"
     ),
-    EventKind.ESCALATED: lambda p: Text(f"{short(p.get('reason') or '')} (review {p.get('review_id')})"),
+    EventKind.ESCALATED: lambda p: Text(
+        f"{p.get('trigger', '?')}: {short(p.get('reason') or '')} (review {', '.join(p.get('review_ids') or [])})",
+        style="magenta",
+    ),
     EventKind.REVIEW_DECIDED: lambda p: Text(f"{p.get('decision')} by {p.get('by')}: {short(p.get('note') or '')}"),
     EventKind.RETRY_SCHEDULED: lambda p: Text(
         f"attempt {p.get('attempt')} in {p.get('delay_s')}s after {short(p.get('error') or '')}"
@@ -167,7 +172,7 @@ def _brief(event: Event) -> Text | None:
         )
     if event.kind is EventKind.MODEL_CALLED and p.get("text") and not p.get("tool_calls") and not p.get("error"):
         return Text.assemble(f"step {p.get('step', '?')} ", ("answer", "cyan"), f" ({len(p['text']):,} characters)")
-    if event.kind is EventKind.RUN_STARTED:
+    if event.kind is EventKind.RUN_STARTED and not p.get("resumed"):
         return Text(f"{p.get('agent')} on {p.get('model')} · tools: {', '.join(p.get('tools') or []) or 'none'}")
     return None
 
