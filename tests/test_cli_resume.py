@@ -125,3 +125,36 @@ def test_an_agent_that_cannot_be_found_is_named_with_agent(db: str, refunds: Pat
 
     wrong = keel("resume", result.run_id, "--store", db, "--agent", "escalation_agents:desk")
     assert wrong.exit_code == 2 and "belongs to agent 'hidden'" in wrong.stderr
+
+
+def test_a_script_is_never_run_again_to_find_its_agent(db: str, tmp_path: Path, refunds: Path) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "executions.txt"
+    script = tmp_path / "desk_script.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"open({str(marker)!r}, 'a').write('ran\\n')\n"
+        "from escalation_agents import desk_model, fetch_ticket, refund\n"
+        "from keel import Agent\n"
+        "from keel.testing import FunctionModel\n"
+        f"desk = Agent('desk', FunctionModel(desk_model), tools=[fetch_ticket, refund], store={db!r})\n"
+        "print(desk.run_sync('Please look at ticket T-1.').run_id)\n"  # no __main__ guard: importing it runs it
+    )
+    run_id = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout.strip()
+    store = SQLiteStore(db)
+    try:
+        [item] = ReviewQueue(store).pending_sync(run_id=run_id)
+        ReviewQueue(store).approve_sync(item.id, by="x")
+    finally:
+        store.close()
+
+    refused = keel("resume", run_id, "--store", db)
+
+    assert refused.exit_code == 2 and "defined in a script" in refused.stderr and "--agent" in refused.stderr
+    assert marker.read_text() == "ran\n" and not refunds.exists()
+    resumed = keel("resume", run_id, "--store", db, "--agent", "escalation_agents:desk")
+    assert resumed.exit_code == 0, resumed.output
+    assert refunds.read_text().splitlines() == ["A-1002 500.0"] and marker.read_text() == "ran\n"

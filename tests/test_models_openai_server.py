@@ -157,10 +157,10 @@ async def local_model() -> AsyncIterator[Callable[[str], OpenAIModel]]:
     """
     clients: list[httpx2.AsyncClient] = []
 
-    def build(base_url: str) -> OpenAIModel:
+    def build(base_url: str, timeout_s: float = 60) -> OpenAIModel:
         clients.append(httpx2.AsyncClient())
         return OpenAIModel(
-            ALIAS, base_url=base_url, http_client=clients[-1], temperature=0, max_retries=0, timeout_s=60
+            ALIAS, base_url=base_url, http_client=clients[-1], temperature=0, max_retries=0, timeout_s=timeout_s
         )
 
     yield build
@@ -250,7 +250,7 @@ async def test_an_agent_run_on_the_local_server_terminates_with_a_journal(server
     store = MemoryStore()
     agent = Agent(
         "support",
-        local_model(server.base_url),
+        local_model(server.base_url, timeout_s=20),
         instructions=SUPPORT,
         tools=[get_order],
         budget=Budget(max_steps=3),
@@ -263,7 +263,12 @@ async def test_an_agent_run_on_the_local_server_terminates_with_a_journal(server
     assert result.status in (RunStatus.COMPLETED, RunStatus.PARTIAL), result.report
     journal = await store.events(result.run_id)
     model_calls = [e for e in journal if e.kind is EventKind.MODEL_CALLED]
-    assert model_calls and all(e.tokens_in > 0 and e.tokens_out > 0 for e in model_calls)
+    answered = [e for e in model_calls if "error" not in e.payload]
+    assert answered and all(e.tokens_in > 0 and e.tokens_out > 0 for e in answered)
+    # With some llama.cpp builds the server's function-calling handler hangs on the turn after the tool result
+    # (seen: a portable AVX2 build); the run must still end, its stuck call journaled as a timed-out error.
+    for failed in (e for e in model_calls if "error" in e.payload):
+        assert "timed out" in failed.payload["error"] and failed is model_calls[-1]
     tool_calls = [e.payload for e in journal if e.kind is EventKind.TOOL_CALLED]
     assert tool_calls[0]["tool"] == "get_order"
     assert tool_calls[0]["outcome"] == "ok"

@@ -331,3 +331,100 @@ async def test_the_elapsed_time_before_the_pause_still_counts_after_it() -> None
     await asyncio.sleep(0.01)
     await ReviewQueue(agent.store).approve(item.id, by="h")
     assert (await agent.resume(first.run_id)).status is RunStatus.COMPLETED
+
+
+async def test_a_model_that_reuses_call_ids_still_gets_its_approved_call_run(refunds: Path) -> None:
+    from keel.models import ModelRequest, ModelResponse, ToolCall
+
+    def same_id_every_turn(request: ModelRequest) -> ModelResponse:
+        results = [m for m in request.messages if isinstance(m, ToolResultMessage)]
+        if not results:
+            return ModelResponse(tool_calls=(ToolCall("call_0", "fetch_ticket", '{"ticket_id": "T-1"}'),))
+        if results[-1].name == "fetch_ticket":
+            return ModelResponse(tool_calls=(ToolCall("call_0", "refund", '{"order_id": "B", "amount": 1}'),))
+        return reply("done")
+
+    agent = desk(model=FunctionModel(same_id_every_turn))
+    first = await agent.run("Ticket T-1.")
+    [item] = await ReviewQueue(agent.store).pending()
+    await ReviewQueue(agent.store).approve(item.id, by="alice")
+
+    result = await agent.resume(first.run_id)
+
+    assert result.status is RunStatus.COMPLETED and refunded(refunds) == ["B 1.0"]
+    ids = [c["id"] for e in result.events if e.kind is EventKind.MODEL_CALLED for c in e.payload["tool_calls"]]
+    assert len(ids) == len(set(ids)) == 2  # the repeated id was renamed before it was journaled
+
+
+async def test_two_held_calls_with_one_id_are_decided_separately(refunds: Path) -> None:
+    from keel.models import ModelResponse, ToolCall
+
+    turn = ModelResponse(
+        tool_calls=(
+            ToolCall("call_0", "refund", '{"order_id": "alice", "amount": 1}'),
+            ToolCall("call_0", "refund", '{"order_id": "mallory", "amount": 1}'),
+        )
+    )
+    agent = desk(model=ScriptedModel([turn, reply("ok")]), escalation=Escalation(severity="high"))
+    first = await agent.run("Refund both.")
+    items = {i.arguments["order_id"]: i for i in await ReviewQueue(agent.store).pending()}
+    await ReviewQueue(agent.store).approve(items["alice"].id, by="x")
+    await ReviewQueue(agent.store).deny(items["mallory"].id, by="x")
+
+    await agent.resume(first.run_id)
+
+    assert refunded(refunds) == ["alice 1.0"]
+
+
+async def test_a_paused_and_resumed_run_ends_like_one_that_never_paused() -> None:
+    keys: list[str] = []
+    calls_made = [0]
+
+    @tool(side_effects=True, trusted=True)
+    async def pay(ctx: ToolContext, amount: float) -> str:
+        """Pay; the first attempt fails."""
+        calls_made[0] += 1
+        attempt = calls_made[0]
+        keys.append(ctx.idempotency_key)
+        await asyncio.sleep(0)  # both calls of the turn are under way before the first fails
+        if attempt == 1:
+            raise ConnectionError("gateway reset")
+        return "paid"
+
+    @tool(severity="critical", trusted=True)
+    def audit(note: str) -> str:
+        """Record an audit note (critical: always approved first)."""
+        return "audited"
+
+    def script() -> ScriptedModel:
+        twice = calls(("pay", {"amount": 5}), ("pay", {"amount": 5}))
+        return ScriptedModel([twice, call("audit", note="n"), call("pay", amount=5), reply("done")])
+
+    straight = Agent("payer", script(), tools=[pay, audit], store=MemoryStore(), escalation=Escalation(severity=None))
+    plain = await straight.run("Pay.")
+    plain_keys, keys[:], calls_made[0] = list(keys), [], 0
+
+    paused_agent = Agent("payer", script(), tools=[pay, audit], store=MemoryStore())
+    first = await paused_agent.run("Pay.")
+    [item] = await ReviewQueue(paused_agent.store).pending()
+    await ReviewQueue(paused_agent.store).approve(item.id, by="x")
+    resumed = await paused_agent.resume(first.run_id)
+
+    assert first.status is RunStatus.ESCALATED and resumed.status is plain.status is RunStatus.COMPLETED
+
+    def pattern(ks: list[str]) -> list[int]:  # keys embed the run id: compare which calls share a key
+        return [ks.index(k) for k in ks]
+
+    assert pattern(keys) == pattern(plain_keys) == [0, 1, 0]  # the failed call's key goes to the next such call
+    assert resumed.report.done == plain.report.done and resumed.report.not_done == plain.report.not_done
+    assert resumed.usage.tool_calls == plain.usage.tool_calls == 4  # pay, pay, audit, pay
+
+
+async def test_the_reviewer_sees_the_answer_as_it_would_go_out() -> None:
+    model = ScriptedModel([reply("Write to john.smith@example.com", confidence=0.1)])
+    agent = desk(model=model, escalation=Escalation(min_confidence=0.5))  # default guards: PII redacted
+    await agent.run("Who?")
+
+    [item] = await ReviewQueue(agent.store).pending()
+
+    assert "john.smith@example.com" not in item.arguments["answer"] and "[email]" in item.arguments["answer"]

@@ -65,6 +65,7 @@ async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
             "severity": tool.severity,
             "side_effects": tool.side_effects,
             "idempotency_key": result.idempotency_key,
+            "ordinal": result.ordinal,
         },
         cost_usd=tool.cost_usd,
         latency_ms=result.latency_ms,
@@ -165,18 +166,23 @@ async def act(
     decided = decisions or {}
     replies: list[ToolResultMessage | None] = [None] * len(checked)
     runs: list[tuple[int, ValidCall]] = []
+    denied: dict[int, ReviewItem] = {}
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
             replies[index] = await _reject(state, item)
         elif (review := decided.get(item.call.id)) is not None and review.status == "denied":
-            replies[index] = _denied(state, item.call, review)
+            denied[index] = review
         else:
             runs.append((index, item))
     results = await _run_paid(state, [valid for _, valid in runs])
     if isinstance(results, Finish):
         return results
-    for (index, _), result in zip(runs, results, strict=True):
-        replies[index] = _remember(state, result)
+    outcomes = {index: result for (index, _), result in zip(runs, results, strict=True)}
+    for index, item in enumerate(checked):  # the report's lines in call order, as a replay rebuilds them
+        if index in denied:
+            replies[index] = _denied(state, item.call, denied[index])
+        elif index in outcomes:
+            replies[index] = _remember(state, outcomes[index])
     state.messages.extend(r for r in replies if r is not None)
     failed = any(r is not None and r.is_error for r in replies)
     state.phase = Phase.RECOVERY if failed else Phase.EXECUTION

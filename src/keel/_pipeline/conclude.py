@@ -111,20 +111,32 @@ async def deliver(
     if isinstance(judged, Finish):
         return judged
     adapter = state.spec.output_adapter
-    shown: Any = answer if adapter is None else json.loads(answer)
     if isinstance(judged, HeldForReview):
         held = judged.text if adapter is None else answer  # a typed answer is redacted field by field at the end
         return await hold_answer(
-            state, held, reason=judged.reason, trigger="guard", guards_done=judged.guards_done, shown=shown
+            state,
+            held,
+            reason=judged.reason,
+            trigger="guard",
+            guards_done=judged.guards_done,
+            shown=_as_released(state, held),
         )
     if not approved and confidence is not None and state.spec.escalation.confidence_too_low(confidence):
         held = judged if adapter is None else answer
+        shown = _as_released(state, held)
         reason = f"the answer's confidence is {confidence:.2f}, below {state.spec.escalation.min_confidence}"
         guards_done = len(state.spec.output_guards)
         return await hold_answer(state, held, reason=reason, trigger="confidence", guards_done=guards_done, shown=shown)
     if adapter is None:
         return Finish(RunStatus.COMPLETED, "answered", output=judged)
     return _typed_finish(state, adapter, answer, redacted=judged != answer or first_guard > 0)
+
+
+def _as_released(state: RunState, held: str) -> Any:
+    """What the reviewer is shown: the answer as it would go out (a typed one with its strings redacted)."""
+    if state.spec.output_adapter is None:
+        return held
+    return _redact_strings(json.loads(held), state)
 
 
 def _typed_finish(state: RunState, adapter: TypeAdapter[Any], answer: str, *, redacted: bool) -> Finish:

@@ -46,6 +46,8 @@ class ToolOutcome:
     """The result as text (JSON for structured values), or the error the model will read."""
     latency_ms: float
     idempotency_key: str
+    ordinal: int = 0
+    """Which idempotency ordinal the call took (journaled, so a resumed run frees and takes the same ones)."""
     shown: str | None = None
     """What the model is shown instead of `content`, when a screen quarantined it."""
 
@@ -116,7 +118,7 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     started = time.perf_counter()
     if timeout <= 0:
         ordinals.release(ordinal)
-        return ToolOutcome(valid, "timeout", f"Tool {tool.name!r} was not run: no time left.", 0.0, key)
+        return ToolOutcome(valid, "timeout", f"Tool {tool.name!r} was not run: no time left.", 0.0, key, ordinal)
     context = ToolContext(
         run_id=spec.run_id,
         call_id=valid.call.id,
@@ -156,4 +158,4 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
         outcome, content = "error", f"Tool {tool.name!r} failed: {type(exc).__name__}: {exc}"
     if outcome != "ok":
         ordinals.release(ordinal)
-    return ToolOutcome(valid, outcome, content, (time.perf_counter() - started) * 1000, key)
+    return ToolOutcome(valid, outcome, content, (time.perf_counter() - started) * 1000, key, ordinal)

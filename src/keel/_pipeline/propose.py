@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -101,8 +102,28 @@ async def _call(
         latency_ms = (time.perf_counter() - started) * 1000
         error = f"model call failed: {exc}"
         return await _failed_call(state, error, reserved, latency_ms, held, consumed=exc.tokens)
-    await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000, held)
-    return response
+    return await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000, held)
+
+
+def _with_unique_call_ids(state: RunState, response: ModelResponse) -> ModelResponse:
+    """`response` with each tool-call id new to the run.
+
+    Providers' ids are not guaranteed unique (some OpenAI-compatible servers send none, or the same one every
+    turn), and a held call is approved by its id.
+    """
+    renamed = []
+    for index, call in enumerate(response.tool_calls):
+        if not call.id or call.id in state.call_ids:
+            fresh, n = f"{call.id or 'call'}~{state.steps}.{index}", 0
+            while fresh in state.call_ids:  # bounded: the set is finite
+                n += 1
+                fresh = f"{call.id or 'call'}~{state.steps}.{index}.{n}"
+            call = dataclasses.replace(call, id=fresh)
+        state.call_ids.add(call.id)
+        renamed.append(call)
+    if all(a is b for a, b in zip(renamed, response.tool_calls, strict=True)):
+        return response
+    return dataclasses.replace(response, tool_calls=tuple(renamed))
 
 
 def _spend_review_at(state: RunState) -> float | None:
@@ -132,8 +153,9 @@ def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[Req
 
 async def _record_response(
     state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float, held: Hold | None
-) -> None:
+) -> ModelResponse:
     spec = state.spec
+    response = _with_unique_call_ids(state, response)
     usage, notes = _charged_usage(response, reserved)
     price = spec.model.price
     cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
@@ -171,6 +193,7 @@ async def _record_response(
     state.messages.append(AssistantMessage(response.text, response.tool_calls))
     if response.text:
         state.last_text = response.text
+    return response
 
 
 async def _failed_call(

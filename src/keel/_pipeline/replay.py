@@ -26,17 +26,28 @@ __all__ = ["replay"]
 
 @dataclass(slots=True)
 class _Turn:
-    """The tool calls of the latest model turn and the results gathered for them, sent in call order."""
+    """The tool calls of the latest model turn and what came of them, applied in call order like `act` does."""
 
     calls: dict[str, ToolCall] = field(default_factory=dict)
     results: dict[str, ToolResultMessage] = field(default_factory=dict)
+    lines: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Per call: its status-report line and, for a success, its result (None: the line is "not done")."""
 
     def flush(self, state: RunState) -> None:
+        order = [*self.calls, *(i for i in {**self.results, **self.lines} if i not in self.calls)]
+        for call_id in order:
+            if call_id in self.lines:
+                line, result = self.lines[call_id]
+                if result is None:
+                    state.not_done.append(line)
+                else:
+                    state.done.append(line)
+                    state.tool_results.append(result)
         if self.results:
-            state.messages.extend(self.results[i] for i in self.calls if i in self.results)
+            state.messages.extend(self.results[i] for i in order if i in self.results)
             failed = any(result.is_error for result in self.results.values())
             state.phase = Phase.RECOVERY if failed else Phase.EXECUTION
-        self.calls, self.results = {}, {}
+        self.calls, self.results, self.lines = {}, {}, {}
 
 
 def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
@@ -81,6 +92,7 @@ def _model_called(state: RunState, turn: _Turn, event: Event) -> None:
     if payload.get("error") is not None:
         return  # a failed call sent nothing back
     calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in payload.get("tool_calls") or ())
+    state.call_ids.update(call.id for call in calls)
     text = payload.get("text")
     state.messages.append(AssistantMessage(text, calls))
     turn.calls = {call.id: call for call in calls}
@@ -100,22 +112,41 @@ def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
     content = payload["result"] if ok else payload["error"]
     turn.results[call_id] = ToolResultMessage(call_id, name, content, is_error=not ok)
     if ok:
-        state.tool_results.append(content)
-        state.done.append(f"{call_summary(call)} -> ok")
-        _take_ordinal(state, call)
+        turn.lines[call_id] = (f"{call_summary(call)} -> ok", content)
     else:
-        state.not_done.append(f"{call_summary(call)} -> {outcome}: {content}")
+        turn.lines[call_id] = (f"{call_summary(call)} -> {outcome}: {content}", None)
+    ordinal = payload.get("ordinal")
+    if isinstance(ordinal, int):
+        _replay_ordinal(state, call, ordinal, ok)
+    elif ok:  # a journal from before ordinals were recorded: the next free one, as it was then
+        _replay_ordinal(state, call, _next_ordinal(state, call), ok)
     tool = state.spec.registry.get(name)
     if (tool is None or not tool.trusted) and outcome in ("ok", "error") and state.tainted_by is None:
         state.tainted_by = f"output of {name}"
 
 
-def _take_ordinal(state: RunState, call: ToolCall) -> None:
-    """Mark the idempotency ordinal of a completed call taken, as `execute_call` did (same key on a retry)."""
+def _replay_ordinal(state: RunState, call: ToolCall, ordinal: int, ok: bool) -> None:
+    """Take (a completed call) or free (a failed one) the ordinal the call had, as `execute_call` did.
+
+    So a later identical call gets the idempotency key it would have had.
+    """
     valid = validate_call(state.spec.registry, call)
-    if isinstance(valid, ValidCall):
-        signature = f"{valid.tool.name}\x00{valid.args.model_dump_json()}"
-        state.call_ordinals.setdefault(signature, CallOrdinals()).take()
+    if not isinstance(valid, ValidCall):
+        return  # the tool is gone or changed: a call of it cannot be made again anyway
+    ordinals = state.call_ordinals.setdefault(f"{valid.tool.name}\x00{valid.args.model_dump_json()}", CallOrdinals())
+    ordinals.next = max(ordinals.next, ordinal + 1)
+    if ok:
+        ordinals.free = [free for free in ordinals.free if free != ordinal]
+    elif ordinal not in ordinals.free:
+        ordinals.free.append(ordinal)
+
+
+def _next_ordinal(state: RunState, call: ToolCall) -> int:
+    valid = validate_call(state.spec.registry, call)
+    if not isinstance(valid, ValidCall):
+        return 0
+    ordinals = state.call_ordinals.get(f"{valid.tool.name}\x00{valid.args.model_dump_json()}")
+    return ordinals.next if ordinals is not None else 0
 
 
 def _guard_verdict(state: RunState, turn: _Turn, payload: dict[str, Any]) -> None:
@@ -150,4 +181,4 @@ def _review_decided(state: RunState, turn: _Turn, event: Event) -> None:
         return
     call = turn.calls.get(call_id) or ToolCall(call_id, payload["action"], "{}")
     turn.results[call_id] = ToolResultMessage(call_id, call.name, feedback, is_error=True)
-    state.not_done.append(f"{call_summary(call)} -> denied by {payload.get('by')}")
+    turn.lines[call_id] = (f"{call_summary(call)} -> denied by {payload.get('by')}", None)

@@ -38,6 +38,7 @@ async def resume_pipeline(spec: RunSpec) -> RunResult:
     if paused is None:
         raise ResumeError(f"run {spec.run_id} is escalated but its journal has no `escalated` event to resume from")
     reviews = await _decided_reviews(spec, paused)
+    pending = _held_step(spec, paused, reviews)  # checked before the claim: a run we cannot continue stays paused
     state = replay(spec, row, events)
     first = next_event(
         state,
@@ -46,8 +47,7 @@ async def resume_pipeline(spec: RunSpec) -> RunResult:
     )
     state.row = await store.resume_run(spec.run_id, first, paused=RunStatus.ESCALATED)
     state.events.append(first)
-    pending: dict[str, Any] = paused.payload["pending"]
-    return await drive_to_end(state, lambda: _take_held_step(state, pending, reviews))
+    return await drive_to_end(state, lambda: _take_held_step(state, pending, reviews, after=paused.seq))
 
 
 def _check_resumable(spec: RunSpec, row: RunRecord) -> None:
@@ -84,8 +84,24 @@ async def _decided_reviews(spec: RunSpec, paused: Event) -> list[ReviewItem]:
     return reviews
 
 
+def _held_step(spec: RunSpec, paused: Event, reviews: list[ReviewItem]) -> dict[str, Any]:
+    """The step the run paused on, checked to be one this Keel can take with these decisions."""
+    pending = paused.payload.get("pending")
+    kind = pending.get("kind") if isinstance(pending, dict) else None
+    ids = {r.id for r in reviews}
+    if kind == "tool_calls" and isinstance(pending, dict):
+        wanted = set(pending.get("reviews", {}).values())
+        if isinstance(pending.get("calls"), list) and wanted <= ids:
+            return pending
+    elif kind in ("answer", "spend") and isinstance(pending, dict) and len(reviews) == 1:
+        return pending
+    raise ResumeError(
+        f"run {spec.run_id} paused on a step this Keel cannot resume ({kind or 'unknown'}); it stays escalated"
+    )
+
+
 async def _journal_decision(state: RunState, item: ReviewItem, **extra: Any) -> None:
-    await record(
+    event = await record(
         state,
         EventKind.REVIEW_DECIDED,
         {
@@ -98,29 +114,33 @@ async def _journal_decision(state: RunState, item: ReviewItem, **extra: Any) -> 
             **extra,
         },
     )
+    state.informed_by.append(event.seq)  # the next model call is informed by the decision (decision trace)
 
 
-async def _take_held_step(state: RunState, pending: dict[str, Any], reviews: list[ReviewItem]) -> Finish | None:
-    kind = pending.get("kind")
+async def _take_held_step(
+    state: RunState, pending: dict[str, Any], reviews: list[ReviewItem], *, after: int
+) -> Finish | None:
+    kind = pending["kind"]
     if kind == "tool_calls":
-        return await _resume_tool_calls(state, pending, {r.id: r for r in reviews})
-    (item,) = reviews
+        return await _resume_tool_calls(state, pending, {r.id: r for r in reviews}, after=after)
     if kind == "answer":
-        return await _resume_answer(state, pending, item)
-    if kind == "spend":
-        return await _resume_spend(state, item)
-    raise ResumeError(f"run {state.spec.run_id} paused on an unknown kind of step {kind!r}; this Keel cannot resume it")
+        return await _resume_answer(state, pending, reviews[0])
+    return await _resume_spend(state, reviews[0])
 
 
-async def _resume_tool_calls(state: RunState, pending: dict[str, Any], by_id: dict[str, ReviewItem]) -> Finish | None:
+async def _resume_tool_calls(
+    state: RunState, pending: dict[str, Any], by_id: dict[str, ReviewItem], *, after: int
+) -> Finish | None:
     decisions: dict[str, ReviewItem] = {}
     for call_id, review_id in pending.get("reviews", {}).items():
         item = by_id[review_id]
         decisions[call_id] = item
         denied = {"feedback": denial_feedback(item)} if item.status == "denied" else {}
         await _journal_decision(state, item, call_id=call_id, **denied)
-    answered = {
-        e.payload.get("call_id") for e in state.events if e.kind in (EventKind.TOOL_CALLED, EventKind.TOOL_REJECTED)
+    answered = {  # a held turn never runs in part before the pause; this guards a resume that died midway
+        e.payload.get("call_id")
+        for e in state.events
+        if e.seq > after and e.kind in (EventKind.TOOL_CALLED, EventKind.TOOL_REJECTED)
     }
     calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in pending["calls"] if c["id"] not in answered]
     if not calls:

@@ -91,6 +91,9 @@ class RunState:
     """Serializes numbering and committing of events (parallel tool calls record concurrently)."""
     call_ordinals: dict[str, CallOrdinals] = field(default_factory=dict)
     """Per distinct tool call (tool + canonical arguments): which idempotency ordinals are taken."""
+    call_ids: set[str] = field(default_factory=set)
+    """Tool-call ids used so far: a repeated or empty id from the model is renamed (`propose`), so a call id
+    names one call of the run (the journal, the review queue and resume key on it)."""
     tainted_by: str | None = None
     """What untrusted data the run has read first (a tool's name, or the flagged input); None while clean."""
     spend_review_at_usd: float | None = None

@@ -106,6 +106,8 @@ _LABELS = {
     EventKind.TOOL_REJECTED: "  reject",
     EventKind.GUARD_VERDICT: "  guard",
     EventKind.BUDGET_REFUSED: "budget",
+    EventKind.ESCALATED: "pause",
+    EventKind.REVIEW_DECIDED: "review",
     EventKind.RUN_FINISHED: "end",
 }
 

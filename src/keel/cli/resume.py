@@ -46,6 +46,9 @@ def _recorded_agent(store: Store, run_id: str) -> Agent:
     hint = f"name it with --agent MODULE:AGENT (the agent is {row.agent!r})"
     if not isinstance(where, dict) or not where.get("module"):
         fail(f"run {run_id} does not record where its agent was defined; {hint}", EXIT_USAGE)
+    if where["module"] == "__main__":  # importing a script would run it again, and with it a new run
+        script = f" ({where['file']})" if where.get("file") else ""
+        fail(f"run {run_id}'s agent was defined in a script{script}; {hint}", EXIT_USAGE)
     module_name = _importable(where["module"], where.get("file"))
     if module_name is None:
         fail(f"cannot import {where['module']!r}, where run {run_id}'s agent was defined; {hint}", EXIT_USAGE)
@@ -58,16 +61,23 @@ def _recorded_agent(store: Store, run_id: str) -> Agent:
 
 
 def _importable(module: str, file: str | None) -> str | None:
-    """How to import the agent's module: by name when Python finds it from here, else by its file."""
-    if module != "__main__":  # a script's agent is imported from its file (its __main__ block does not run)
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            if importlib.util.find_spec(module) is not None:
-                return module
-        except (ImportError, ValueError):
-            pass
+    """How to import the agent's module: by name when that finds the recorded file, else by its file."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and (file is None or _same_file(spec.origin, file)):
+        return module
     return file if file is not None and Path(file).is_file() else None
+
+
+def _same_file(a: str | None, b: str) -> bool:
+    try:
+        return a is not None and Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 def resume_command(

@@ -240,6 +240,10 @@ class LocalRuntime:
                 return Generation("", 0, 0, early)
             model = self.model()
             self._watch = watch
+            # Every prompt is read from an empty context: reusing the cached prefix of the previous call splits
+            # the prompt into other batches, whose float rounding can flip a greedy choice, and the same request
+            # must get the same reply (tests, replays, bug reports). A 135M model rereads 1,000 tokens in ~0.2 s.
+            model.reset()  # type: ignore[no-untyped-call]
             try:
                 completion: Any = model.create_completion(
                     tokens,
