@@ -1,6 +1,12 @@
 """Spending limits in runs: every model call reserves its worst case under the agent's limits first (G2)."""
 
 import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
 
 import pytest
 
@@ -130,3 +136,79 @@ async def test_paid_tool_calls_are_held_and_settled_under_spending_limits() -> N
     assert result.status is RunStatus.COMPLETED
     totals = await SpendLedger(store).totals("agent:desk", "day")
     assert totals.spent_usd == pytest.approx(0.25) and totals.reserved_usd == 0
+
+
+RUNNER = """
+import asyncio, json, sys, time
+from pathlib import Path
+from keel import Agent, SpendLimit, tool
+from keel.store import SQLiteStore
+from keel.testing import ScriptedModel, call, reply
+
+path, worker, runs, barrier, ceiling = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), float(sys.argv[5])
+
+@tool(trusted=True)
+def lookup(order_id: str) -> str:
+    \"\"\"Look an order up.\"\"\"
+    return f"order {order_id} shipped"
+
+async def main() -> None:
+    store = SQLiteStore(path)
+    limit = SpendLimit(per_hour_usd=ceiling, scope="global")
+    agents = [
+        Agent("desk", ScriptedModel([call("lookup", order_id=str(i)), reply("shipped")], usage=(100, 20),
+              price=(1000.0, 1000.0)), tools=[lookup], store=store, limits=[limit], max_output_tokens=50)
+        for i in range(runs)
+    ]
+    (barrier / f"ready-{worker}").touch()
+    while not (barrier / "go").exists():
+        await asyncio.sleep(0.005)
+    results = await asyncio.gather(*(a.run(f"where is order {i}?") for i, a in enumerate(agents)))
+    store.close()
+    print(json.dumps([[r.status.value, r.usage.cost_usd, r.report.reason] for r in results]))
+
+asyncio.run(main())
+"""
+
+
+def test_agent_runs_in_four_processes_never_cross_one_ceiling_together(tmp_path) -> None:
+    """4 OS processes x 75 concurrent runs (two priced model calls each) share one global ceiling on one file."""
+    path, barrier = tmp_path / "shared.db", tmp_path / "barrier"
+    barrier.mkdir()
+    SQLiteStore(path).close()
+    ceiling, workers, runs = 20.0, 4, 75  # each run costs 0.24 USD: 300 runs would want 72 USD
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(path), str(w), str(runs), str(barrier), str(ceiling)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(workers)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < workers:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
+        time.sleep(0.01)
+    (barrier / "go").touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()
+        results.extend(json.loads(out))
+
+    assert len(results) == workers * runs
+    statuses = {status for status, _, _ in results}
+    assert statuses == {"completed", "partial"}, statuses
+    refused = [reason for status, _, reason in results if status == "partial"]
+    assert all("per_hour_usd=20 (global) would be crossed" in reason for reason in refused), refused[:3]
+    spent = sum(cost for _, cost, _ in results)
+    assert spent <= ceiling, f"{spent} USD spent by the runs against a {ceiling} USD ceiling"
+    assert spent > ceiling * 0.75, "the limit let spend through up to near its ceiling"
+    with closing(sqlite3.connect(path)) as conn:
+        ((runs_total, rows),) = conn.execute("SELECT SUM(cost_usd), COUNT(*) FROM runs").fetchall()
+        ((ledger_nano, live),) = conn.execute(
+            "SELECT SUM(CASE WHEN expires_at IS NULL THEN nano_usd END), COUNT(expires_at) FROM spend"
+        ).fetchall()
+    assert rows == workers * runs and runs_total == pytest.approx(spent)
+    assert ledger_nano / 1e9 == pytest.approx(spent), "the ledger holds exactly what the runs spent"
+    assert live == 0, "every reservation was settled or released"

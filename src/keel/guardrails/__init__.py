@@ -4,6 +4,7 @@
   quarantined (`quarantine`) before the model reads it.
 - `PIIGuard` finds personal data and secrets in an answer and redacts, blocks or escalates; `redact_pii`
   cleans any text.
+- `LengthGuard` holds answers to a number of characters (and lines): truncate, block, escalate or flag.
 - `GroundingGuard` flags ids, numbers, amounts, dates, emails and URLs the run never saw.
 - `Escalation` says when a run pauses for a person: severe tools, tools after untrusted data (taint), low
   confidence, spend past a threshold, guards that want a person.
@@ -18,6 +19,7 @@ from keel.guardrails.base import Action, Finding, Guard, GuardContext, Verdict
 from keel.guardrails.escalation import Escalation
 from keel.guardrails.grounding import GroundingGuard, GroundingMode
 from keel.guardrails.injection import InjectionScreen, quarantine
+from keel.guardrails.length import LengthGuard, LengthMode
 from keel.guardrails.pii import PII_KINDS, PIIGuard, PIIKind, PIIMode, redact_pii
 from keel.guardrails.review import ReviewItem, ReviewQueue
 
@@ -31,6 +33,8 @@ __all__ = [
     "GroundingGuard",
     "GroundingMode",
     "InjectionScreen",
+    "LengthGuard",
+    "LengthMode",
     "PIIGuard",
     "PIIKind",
     "PIIMode",
