@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 import keel.models
-from keel import Agent, Budget, EventKind, Phase, RunStatus, ToolContext, tool
+from keel import Agent, Budget, EventKind, Phase, RetryPolicy, RunStatus, ToolContext, tool
 from keel.errors import ConfigError, ModelError, ModelRequestsDisabledError, StoreError
 from keel.models import Model, ModelRequest, ModelResponse, RequestUsage, ToolCall
 from keel.store import MemoryStore
@@ -285,13 +285,15 @@ async def test_tokens_a_failed_call_consumed_are_charged_to_the_run():
         raise ModelError("stopped mid-reply", retryable=True, tokens=(300, 700))
 
     model = FunctionModel(stalls, price=(1.0, 2.0))
-    result = await agent_with(model, budget=Budget(max_tokens=10_000)).run("x")
+    retry = RetryPolicy(max_attempts=3, initial_delay_s=0, jitter=0)
+    result = await agent_with(model, budget=Budget(max_tokens=10_000), retry=retry).run("x")
 
     assert result.status is RunStatus.FAILED
-    assert (result.usage.input_tokens, result.usage.output_tokens) == (300, 700)
-    assert result.usage.cost_usd == pytest.approx((300 * 1.0 + 700 * 2.0) / 1e6)
-    [failed] = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
-    assert (failed.tokens_in, failed.tokens_out) == (300, 700) and "stopped mid-reply" in failed.payload["error"]
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (900, 2100), "every attempt is charged"
+    assert result.usage.cost_usd == pytest.approx(3 * (300 * 1.0 + 700 * 2.0) / 1e6)
+    failed = [e for e in result.events if e.kind is EventKind.MODEL_CALLED]
+    assert [e.payload["attempt"] for e in failed] == [1, 2, 3]
+    assert all((e.tokens_in, e.tokens_out) == (300, 700) and "stopped mid-reply" in e.payload["error"] for e in failed)
 
 
 async def test_a_cut_off_answer_is_partial():
@@ -439,7 +441,8 @@ async def test_a_provider_reporting_more_than_reserved_is_noted_and_stopped():
 
 
 async def test_a_model_timeout_is_not_mistaken_for_the_run_running_out_of_time():
-    result = await agent_with(ScriptedModel([fail(TimeoutError("upstream read timeout"))])).run("x")
+    model = ScriptedModel([fail(TimeoutError("upstream read timeout"))])
+    result = await agent_with(model, retry=RetryPolicy(max_attempts=1)).run("x")
     assert result.report.reason == "model call timed out: upstream read timeout"
     assert result.usage.requests == 1, "a failed call is still counted"
 

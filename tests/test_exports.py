@@ -15,6 +15,7 @@ DOCUMENTED_API = {
     "Model",
     "Phase",
     "PhaseUsage",
+    "RetryPolicy",
     "ReviewQueue",
     "RunReport",
     "RunResult",

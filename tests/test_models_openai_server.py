@@ -29,7 +29,7 @@ import httpx2
 import pytest
 
 import keel.models
-from keel import Agent, Budget, EventKind, RunResult, RunStatus, tool
+from keel import Agent, Budget, EventKind, RetryPolicy, RunResult, RunStatus, tool
 from keel.errors import ModelError
 from keel.models import AssistantMessage, ModelRequest, ToolResultMessage, ToolSpec, UserMessage
 from keel.models.openai import OpenAIModel
@@ -256,6 +256,7 @@ async def test_an_agent_run_on_the_local_server_terminates_with_a_journal(server
         budget=Budget(max_steps=3),
         store=store,
         max_output_tokens=128,
+        retry=RetryPolicy(max_attempts=1),  # a hung server turn (below) would be waited for once per attempt
     )
 
     result = await agent.run(QUESTION)
@@ -279,7 +280,10 @@ def test_run_sync_closes_the_sdk_owned_connections_of_each_loop(server: LlamaSer
     # Each run_sync is a new event loop; a pool left open on a finished loop would be collected later with a
     # ResourceWarning, or fail to close on a closed loop. The model reopens its client on the next run.
     model = OpenAIModel(ALIAS, base_url=server.base_url, temperature=0, max_retries=0, timeout_s=60)
-    agent = Agent("brief", model, instructions="Answer in one word.", store=MemoryStore(), max_output_tokens=8)
+    once = RetryPolicy(max_attempts=1)  # one request per run, whatever the 135M model answers
+    agent = Agent(
+        "brief", model, instructions="Answer in one word.", store=MemoryStore(), max_output_tokens=8, retry=once
+    )
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -295,7 +299,10 @@ def test_threads_sharing_one_agent_each_keep_their_own_connections(server: Llama
     # run_sync in several threads at once: each loop gets its own SDK client, and one thread's run closing its
     # pool must not close another's mid-request.
     model = OpenAIModel(ALIAS, base_url=server.base_url, temperature=0, max_retries=0, timeout_s=60)
-    agent = Agent("brief", model, instructions="Answer in one word.", store=MemoryStore(), max_output_tokens=8)
+    once = RetryPolicy(max_attempts=1)  # one request per run, whatever the 135M model answers
+    agent = Agent(
+        "brief", model, instructions="Answer in one word.", store=MemoryStore(), max_output_tokens=8, retry=once
+    )
     results: dict[int, RunResult] = {}
 
     def work(i: int) -> None:

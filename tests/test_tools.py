@@ -1,8 +1,9 @@
 import threading
 from enum import Enum
+from typing import Annotated
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
 from keel import Agent, ToolContext, tool
 from keel.errors import ConfigError, ToolDefinitionError
@@ -159,3 +160,14 @@ def test_a_tool_cost_must_be_a_finite_non_negative_amount():
     for bad in (-0.01, float("nan"), float("inf")):
         with pytest.raises(ToolDefinitionError, match="cost_usd"):
             tool(name="lookup", cost_usd=bad)(lambda: None)
+
+
+def test_annotated_field_constraints_are_part_of_the_schema_and_enforced() -> None:
+    @tool
+    def pick(count: Annotated[int, Field(ge=1, le=5)]) -> int:
+        """Pick some items."""
+        return count
+
+    assert pick.parameters["properties"]["count"]["maximum"] == 5
+    with pytest.raises(ValidationError):
+        pick.args_model.model_validate({"count": 9})

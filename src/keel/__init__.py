@@ -23,6 +23,7 @@ from keel.guardrails.escalation import Escalation
 from keel.guardrails.review import ReviewQueue
 from keel.journal import Event, EventKind, Phase
 from keel.models import Model
+from keel.recovery import RetryPolicy
 from keel.result import RunReport, RunResult, RunStatus
 from keel.store import Store, open_store
 from keel.tools import Tool, ToolContext, tool
@@ -38,6 +39,7 @@ __all__ = [
     "Model",
     "Phase",
     "PhaseUsage",
+    "RetryPolicy",
     "ReviewQueue",
     "RunReport",
     "RunResult",

@@ -23,6 +23,7 @@ from keel.guardrails.escalation import Escalation
 from keel.guardrails.injection import InjectionScreen
 from keel.guardrails.pii import PIIGuard
 from keel.models import Model, infer_model
+from keel.recovery.retry import RetryPolicy
 from keel.result import RunResult
 from keel.store import Store, open_store
 from keel.tools import Tool, ToolRegistry
@@ -51,6 +52,9 @@ class Agent:
         escalation: when a run pauses for a person (see `Escalation`). None (the default) means
             ``Escalation()``: critical tools always, high ones once the run has read untrusted data.
             ``Escalation(severity=None, after_untrusted=None)`` never pauses.
+        retry: how failed model calls and tools are retried (tools may declare their own); None means
+            ``RetryPolicy()``: 3 attempts with exponential backoff and jitter.
+        fallback_models: models tried in order, for the rest of the run, when the current one keeps failing.
     """
 
     def __init__(
@@ -68,6 +72,8 @@ class Agent:
         limits: Sequence[SpendLimit] = (),
         guards: Sequence[Guard] | None = None,
         escalation: Escalation | None = None,
+        retry: RetryPolicy | None = None,
+        fallback_models: Sequence[Model | str] = (),
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -106,18 +112,25 @@ class Agent:
                 f"Escalation(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
                 "add it with keel.models.set_price() or a KEEL_PRICING file"
             )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"retry must be a RetryPolicy, got {retry!r}")
+        self.retry = retry or RetryPolicy()
+        if isinstance(fallback_models, str | Model):
+            fallback_models = [fallback_models]
+        self.fallback_models: tuple[Model, ...] = tuple(infer_model(m) for m in fallback_models)
         self._defined_in = _caller_module()
         priced_limit = any(c.unit == "usd" for limit in self.limits for c in limit.ceilings())
-        if priced_limit and self.model.price is None:
-            raise ConfigError(
-                f"a USD SpendLimit needs the price of {self.model.name!r}, which the pricing table lacks: add it with "
-                "keel.models.set_price() or a KEEL_PRICING file (unpriced calls would count as free)"
-            )
-        if self.budget.max_cost_usd is not None and self.model.price is None:
-            raise ConfigError(
-                f"Budget(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
-                "add it with keel.models.set_price() or a KEEL_PRICING file"
-            )
+        for model in (self.model, *self.fallback_models):
+            if self.budget.max_cost_usd is not None and model.price is None:
+                raise ConfigError(
+                    f"Budget(max_cost_usd=…) needs the price of {model.name!r}, which the pricing table lacks: "
+                    "add it with keel.models.set_price() or a KEEL_PRICING file"
+                )
+            if priced_limit and model.price is None:
+                raise ConfigError(
+                    f"a USD SpendLimit needs the price of {model.name!r}, which the pricing table lacks: add it "
+                    "with keel.models.set_price() or a KEEL_PRICING file (unpriced calls would count as free)"
+                )
 
     @property
     def store(self) -> Store:
@@ -185,6 +198,8 @@ class Agent:
             escalation=self.escalation,
             user=user,
             defined_in=self._defined_in,
+            retry=self.retry,
+            fallback_models=self.fallback_models,
         )
 
     async def _then_close_model(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
@@ -193,7 +208,8 @@ class Agent:
         try:
             return await work
         finally:
-            await self.model.aclose()
+            for model in (self.model, *self.fallback_models):
+                await model.aclose()
 
     def _sync(self, work: Coroutine[Any, Any, RunResult], name: str) -> RunResult:
         try:

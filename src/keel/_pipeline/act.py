@@ -8,10 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keel._pipeline.escalate import HeldCall, denial_feedback, hold_tool_calls
-from keel._pipeline.execute import ToolOutcome, execute_call
+from keel._pipeline.escalate import HeldCall, denial_feedback, hold_failed_calls, hold_tool_calls
+from keel._pipeline.execute import ToolOutcome
 from keel._pipeline.guard import screen_tool_output
 from keel._pipeline.record import record
+from keel._pipeline.recover import policy_for, run_call
 from keel._pipeline.spend import hold_tool_spend
 from keel._pipeline.state import Finish, RunState
 from keel._pipeline.validate import Rejected, ValidCall, validate_call
@@ -48,33 +49,10 @@ async def _reject(state: RunState, rejected: Rejected) -> ToolResultMessage:
 
 
 async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
-    result: ToolOutcome = await execute_call(state, valid)
-    tool = valid.tool
-    state.usage.tool_calls += 1
-    event = await record(
-        state,
-        EventKind.TOOL_CALLED,
-        {
-            "call_id": valid.call.id,
-            "tool": tool.name,
-            "arguments": valid.args.model_dump(mode="json"),
-            "outcome": result.outcome,
-            "result": result.content if result.ok else None,
-            "error": None if result.ok else result.content,
-            "attempt": 1,
-            "severity": tool.severity,
-            "side_effects": tool.side_effects,
-            "idempotency_key": result.idempotency_key,
-            "ordinal": result.ordinal,
-        },
-        cost_usd=tool.cost_usd,
-        latency_ms=result.latency_ms,
-    )
-    state.informed_by.append(event.seq)
-    if not tool.trusted and result.outcome in ("ok", "error") and state.tainted_by is None:
-        state.tainted_by = f"output of {tool.name}"  # taint rule (G5): an error message can carry its data too
+    """Run the call through the failure chain (each attempt journaled); the model sees its output screened."""
+    result = await run_call(state, valid)
     if result.ok:  # the journal keeps what the tool returned; the model sees it screened
-        shown = await screen_tool_output(state, tool, valid.call.id, result.content)
+        shown = await screen_tool_output(state, result.valid.tool, valid.call.id, result.content)
         if shown is not result.content:
             result = dataclasses.replace(result, shown=shown)
     return result
@@ -92,21 +70,35 @@ async def _run_all(state: RunState, calls: list[ValidCall]) -> list[ToolOutcome]
     return [task.result() for task in tasks]
 
 
+def _worst_cost(state: RunState, valid: ValidCall) -> float:
+    """What a call may cost at most: every attempt of the tool and of each alternative it may fall back to.
+
+    Paid tools are not retried unless they declare ``retry=`` (`policy_for`), so this is usually the cost of one
+    attempt of each.
+    """
+    registry, agent_policy = state.spec.registry, state.spec.retry
+    tools = [valid.tool, *(t for name in valid.tool.alternatives if (t := registry.get(name)) is not None)]
+    return sum(t.cost_usd * policy_for(t, agent_policy).max_attempts for t in tools)
+
+
 async def _run_paid(state: RunState, calls: list[ValidCall]) -> list[ToolOutcome] | Finish:
-    """Run the calls; paid ones are first held under the budget and limits, then charged once invoked."""
-    paid = sum(valid.tool.cost_usd for valid in calls)
-    if not paid:
+    """Run the calls; paid ones are first held at their worst case under the budget and limits, then charged."""
+    worst = sum(_worst_cost(state, valid) for valid in calls)
+    if not worst:
         return await _run_all(state, calls)
-    held = await hold_tool_spend(state, paid)
+    held = await hold_tool_spend(state, worst)
     if isinstance(held, Finish):
         return held
+    results: list[ToolOutcome] = []
     try:
         results = await _run_all(state, calls)
     finally:
-        # Invoked is charged, whatever the outcome: a paid API may bill a call that then failed.
-        state.usage.add_tool_cost(state.phase, paid)
+        # Each invocation is charged, whatever its outcome: a paid API may bill a call that then failed. A
+        # turn cut short (cancelled) is charged its worst case: what it invoked is unknown.
+        spent = sum(r.spent_usd for r in results) if results else worst
+        state.usage.add_tool_cost(state.phase, spent)
         if held is not None:
-            await held.settle(paid, 0)
+            await held.settle(spent, 0)
     return results
 
 
@@ -181,8 +173,10 @@ async def act(
     for index, item in enumerate(checked):  # the report's lines in call order, as a replay rebuilds them
         if index in denied:
             replies[index] = _denied(state, item.call, denied[index])
-        elif index in outcomes:
+        elif index in outcomes and outcomes[index].escalate is None:
             replies[index] = _remember(state, outcomes[index])
+    if unrecovered := [(valid, reason) for i, valid in runs if (reason := outcomes[i].escalate) is not None]:
+        return await hold_failed_calls(state, unrecovered)
     state.messages.extend(r for r in replies if r is not None)
     failed = any(r is not None and r.is_error for r in replies)
     state.phase = Phase.RECOVERY if failed else Phase.EXECUTION

@@ -47,7 +47,7 @@ def authorize_model_call(state: RunState, input_tokens: int) -> Allowed | Refuse
         if fits < floor:
             return Refused(f"max_tokens={budget.max_tokens}", input_tokens + floor, remaining)
         allowance = min(allowance, fits)
-    price = spec.model.price
+    price = state.current_model.price
     if budget.max_cost_usd is not None and price is not None:
         remaining_usd = budget.max_cost_usd - state.usage.cost_usd
         input_usd = price.cost(input_tokens, 0)

@@ -14,6 +14,7 @@ from typing import Any
 
 from keel._pipeline.record import record
 from keel._pipeline.state import UNSET, Finish, RunState
+from keel._pipeline.validate import ValidCall
 from keel.guardrails.escalation import Trigger, severity_rank
 from keel.guardrails.review import ReviewQueue
 from keel.journal import EventKind
@@ -21,7 +22,7 @@ from keel.models.base import ToolCall
 from keel.result import RunStatus
 from keel.store.base import ReviewItem
 
-__all__ = ["HeldCall", "denial_feedback", "hold_answer", "hold_spend_past", "hold_tool_calls"]
+__all__ = ["HeldCall", "denial_feedback", "hold_answer", "hold_failed_calls", "hold_spend_past", "hold_tool_calls"]
 
 ANSWER_PRIORITY = 1
 SPEND_PRIORITY = 2
@@ -87,6 +88,27 @@ async def hold_tool_calls(
         "confidence": confidence,
     }
     return await _stop(state, held[0].trigger, pending, items)
+
+
+async def hold_failed_calls(
+    state: RunState, failed: list[tuple[ValidCall, str]], trigger: Trigger = "failure"
+) -> Finish:
+    """Pause after required tools failed every attempt and alternative (or may have run before a crash).
+
+    Approving a call runs it again (its whole failure chain, same idempotency key); denying it tells the model
+    it was not done. The calls' failed attempts stay in the journal; resume answers each call once.
+    """
+    asks = [
+        (reason, v.call.name, v.args.model_dump(mode="json"), severity_rank(v.tool.severity)) for v, reason in failed
+    ]
+    items = await _queue(state, asks)
+    pending: dict[str, Any] = {
+        "kind": "tool_calls",
+        "calls": [{"id": v.call.id, "name": v.call.name, "arguments": v.call.arguments} for v, _ in failed],
+        "reviews": {v.call.id: item.id for (v, _), item in zip(failed, items, strict=True)},
+        "retry": True,
+    }
+    return await _stop(state, trigger, pending, items)
 
 
 async def hold_answer(

@@ -31,7 +31,7 @@ from keel.tools.context import ToolContext
 
 __all__ = ["ToolOutcome", "execute_call"]
 
-Outcome = Literal["ok", "error", "timeout", "abandoned"]
+Outcome = Literal["ok", "error", "timeout", "abandoned", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class ToolOutcome:
     valid: ValidCall
     outcome: Outcome
     """ok; error (it raised, or its result is not JSON); timeout (stopped); abandoned (a sync tool that
-    overran its timeout and may still complete in its thread)."""
+    overran its timeout and may still complete in its thread); unavailable (not run: given up on earlier)."""
     content: str
     """The result as text (JSON for structured values), or the error the model will read."""
     latency_ms: float
@@ -49,7 +49,14 @@ class ToolOutcome:
     ordinal: int = 0
     """Which idempotency ordinal the call took (journaled, so a resumed run frees and takes the same ones)."""
     shown: str | None = None
-    """What the model is shown instead of `content`, when a screen quarantined it."""
+    """What the model is shown instead of `content`: quarantined by a screen, or the tool given up on."""
+    error: BaseException | None = None
+    """What the tool raised (a timeout is a `TimeoutError`); decides whether a retry may help. Not journaled."""
+    spent_usd: float = 0.0
+    """What invoking the tool cost (its `cost_usd` per invocation; every attempt and alternative in all, once
+    the failure chain is done)."""
+    escalate: str | None = None
+    """Set when a ``required`` tool could not be recovered: why a person must decide."""
 
     @property
     def ok(self) -> bool:
@@ -59,7 +66,9 @@ class ToolOutcome:
 
 def _serialize(value: Any) -> str:
     if isinstance(value, str):
-        return value
+        # A lone surrogate (a decoding bug in the tool) cannot be stored or sent as UTF-8: replace it here, so
+        # the journal and the model get the rest of the text instead of the run failing on the write.
+        return value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, BaseModel):
         return value.model_dump_json()
     return to_json(value).decode()
@@ -105,8 +114,8 @@ def _key(run_id: str, signature: str, ordinal: int) -> str:
     return hashlib.sha256(f"{run_id}\x00{signature}\x00{ordinal}".encode()).hexdigest()[:32]
 
 
-async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
-    """Run `valid` once, bounded by the tool's timeout and the run's remaining time."""
+async def execute_call(state: RunState, valid: ValidCall, *, attempt: int = 1) -> ToolOutcome:
+    """Run `valid` once (its `attempt`-th try), bounded by the tool's timeout and the run's remaining time."""
     spec = state.spec
     tool = valid.tool
     signature = f"{tool.name}\x00{valid.args.model_dump_json()}"
@@ -118,7 +127,8 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     started = time.perf_counter()
     if timeout <= 0:
         ordinals.release(ordinal)
-        return ToolOutcome(valid, "timeout", f"Tool {tool.name!r} was not run: no time left.", 0.0, key, ordinal)
+        content = f"Tool {tool.name!r} was not run: no time left."
+        return ToolOutcome(valid, "timeout", content, 0.0, key, ordinal, error=TimeoutError(content))
     context = ToolContext(
         run_id=spec.run_id,
         call_id=valid.call.id,
@@ -126,16 +136,18 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
         tool_name=tool.name,
         agent=spec.agent,
         session_id=spec.session_id,
-        attempt=1,
+        attempt=attempt,
         store=spec.store,
     )
     outcome: Outcome = "ok"
+    error: BaseException | None = None
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
             value = await _invoke(valid, context)
         content = _serialize(value)
     except TimeoutError as exc:
+        error = exc
         if not deadline.expired():  # the tool's own timeout (a socket, its own wait_for): an ordinary failure
             outcome, content = "error", f"Tool {tool.name!r} failed: TimeoutError: {exc}"
         elif tool.is_async:
@@ -147,15 +159,18 @@ async def execute_call(state: RunState, valid: ValidCall) -> ToolOutcome:
                 "so check its effect before repeating it."
             )
     except PydanticSerializationError as exc:
-        outcome = "error"
+        outcome, error = "error", exc
         content = f"Tool {tool.name!r} returned a value that cannot be serialized to JSON: {exc}"
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise  # the run itself is being cancelled
-        outcome, content = "error", f"Tool {tool.name!r} failed: it was cancelled from inside ({exc!r})"
+        outcome, error = "error", exc
+        content = f"Tool {tool.name!r} failed: it was cancelled from inside ({exc!r})"
     except (Exception, SystemExit) as exc:  # a tool's bug, or its sys.exit(), must not end the caller's program
-        outcome, content = "error", f"Tool {tool.name!r} failed: {type(exc).__name__}: {exc}"
+        outcome, error = "error", exc
+        content = f"Tool {tool.name!r} failed: {type(exc).__name__}: {exc}"
     if outcome != "ok":
         ordinals.release(ordinal)
-    return ToolOutcome(valid, outcome, content, (time.perf_counter() - started) * 1000, key, ordinal)
+    latency_ms = (time.perf_counter() - started) * 1000
+    return ToolOutcome(valid, outcome, content, latency_ms, key, ordinal, error=error, spent_usd=tool.cost_usd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
@@ -13,8 +14,9 @@ from keel._pipeline.record import record
 from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
-from keel.journal import EventKind
+from keel.journal import EventKind, Phase
 from keel.models.base import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
+from keel.recovery.retry import attempts
 from keel.result import RunStatus
 
 __all__ = ["propose"]
@@ -41,13 +43,67 @@ def _check_bounds(state: RunState) -> Finish | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """A model call that failed in a way another attempt, or another model, might not."""
+
+    finish: Finish
+    """How the run ends if nothing else is tried."""
+    retryable: bool
+    """The provider says the failure is transient (429, 5xx, timeout, connection, malformed response)."""
+    retry_after_s: float | None = None
+    """How long the provider asked us to wait, when it did."""
+
+
 async def propose(state: RunState) -> ModelResponse | Finish:
-    """Call the model once, or say why the run must stop instead."""
+    """Call the model once — retrying transient failures, then trying fallback models — or say why the run stops.
+
+    Every attempt is journaled (`model_called`, with its error), every wait (`retry_scheduled`) and every switch
+    to a fallback model (`fallback_used`); a fallback model serves the rest of the run.
+    """
+    tried = 0
+    while True:  # bounded: each pass moves one model down the fallback chain
+        outcome = await attempts(
+            state.spec.retry,
+            lambda attempt: _attempt(state, attempt),
+            should_retry=lambda result: isinstance(result, CallFailed) and result.retryable,
+            before_wait=lambda result, attempt, delay_s: _retry_scheduled(state, result, attempt, delay_s),
+            wait_at_least=lambda result: (result.retry_after_s or 0.0) if isinstance(result, CallFailed) else 0.0,
+            time_left=state.remaining_s,
+        )
+        if not isinstance(outcome, CallFailed):
+            return outcome
+        fallbacks = state.spec.fallback_models
+        current = state.current_model
+        index = next((i for i, m in enumerate(fallbacks) if m is current), -1) + 1
+        if index >= len(fallbacks) or tried >= len(fallbacks):
+            return outcome.finish
+        tried += 1
+        await record(
+            state,
+            EventKind.FALLBACK_USED,
+            {"from": current.name, "to": fallbacks[index].name, "reason": outcome.finish.reason, "model": True},
+            phase=Phase.RECOVERY,
+        )
+        state.model = fallbacks[index]
+
+
+async def _retry_scheduled(
+    state: RunState, failed: ModelResponse | Finish | CallFailed, attempt: int, delay: float
+) -> None:
+    reason = failed.finish.reason if isinstance(failed, CallFailed) else ""
+    payload = {"model": state.current_model.name, "attempt": attempt, "delay_s": round(delay, 3), "error": reason}
+    await record(state, EventKind.RETRY_SCHEDULED, payload, phase=Phase.RECOVERY)
+    state.phase = Phase.RECOVERY  # a retried call's tokens are recovery's, not the task's (O3)
+
+
+async def _attempt(state: RunState, attempt: int) -> ModelResponse | Finish | CallFailed:
+    """One authorized model call: bounds, budget, spend review and the ledger first, then the call."""
     if (stop := _check_bounds(state)) is not None:
         return stop
     spec = state.spec
     request = _request(state, spec.max_output_tokens)
-    input_tokens = spec.model.count_input_tokens(request)
+    input_tokens = state.current_model.count_input_tokens(request)
     verdict = authorize_model_call(state, input_tokens)
     if not isinstance(verdict, Allowed):
         await record(
@@ -66,7 +122,7 @@ async def propose(state: RunState) -> ModelResponse | Finish:
     if isinstance(held, Finish):
         return held
     try:
-        return await _call(state, request, reserved, held)
+        return await _call(state, request, reserved, held, attempt)
     finally:
         if held is not None:
             # Still open: the call was cancelled or crashed after the request may have gone out. What it
@@ -75,8 +131,8 @@ async def propose(state: RunState) -> ModelResponse | Finish:
 
 
 async def _call(
-    state: RunState, request: ModelRequest, reserved: RequestUsage, held: Hold | None
-) -> ModelResponse | Finish:
+    state: RunState, request: ModelRequest, reserved: RequestUsage, held: Hold | None, attempt: int
+) -> ModelResponse | Finish | CallFailed:
     """Make the authorized call, then account it: journal, run usage, and the spend ledger when limits apply."""
     spec = state.spec
     state.steps += 1
@@ -85,24 +141,28 @@ async def _call(
     deadline = asyncio.timeout(remaining if remaining is not None else DEFAULT_CALL_S)
     try:
         async with deadline:
-            response = await spec.model.request(request)
+            response = await state.current_model.request(request)
     except TimeoutError as exc:
         latency_ms = (time.perf_counter() - started) * 1000
         if held is not None:  # sent and unanswered: the provider may bill it, so it counts as its worst case
             await held.settle(_worst_usd(state, reserved), reserved.total_tokens)
+        failed = Failure(reserved, latency_ms, held, attempt)
         if deadline.expired() and remaining is not None:  # the run's budget ran out: a bounded stop
             error = f"wall-time budget exhausted during the model call (timeout_s={spec.budget.timeout_s})"
-            return await _failed_call(state, error, reserved, latency_ms, held, status=RunStatus.PARTIAL)
+            return (await _failed_call(state, error, failed, status=RunStatus.PARTIAL)).finish
         if deadline.expired():
             error = f"model call timed out after {DEFAULT_CALL_S:g}s (the run has no wall-time budget)"
-            return await _failed_call(state, error, reserved, latency_ms, held)
+            return await _failed_call(state, error, failed, retryable=True)
         error = f"model call timed out: {str(exc) or 'no detail'}"
-        return await _failed_call(state, error, reserved, latency_ms, held)
+        return await _failed_call(state, error, failed, retryable=True)
     except ModelError as exc:
-        latency_ms = (time.perf_counter() - started) * 1000
+        failed = Failure(reserved, (time.perf_counter() - started) * 1000, held, attempt)
         error = f"model call failed: {exc}"
-        return await _failed_call(state, error, reserved, latency_ms, held, consumed=exc.tokens)
-    return await _record_response(state, response, reserved, (time.perf_counter() - started) * 1000, held)
+        return await _failed_call(
+            state, error, failed, consumed=exc.tokens, retryable=exc.retryable, retry_after_s=exc.retry_after_s
+        )
+    latency_ms = (time.perf_counter() - started) * 1000
+    return await _record_response(state, response, reserved, latency_ms, held, attempt)
 
 
 def _with_unique_call_ids(state: RunState, response: ModelResponse) -> ModelResponse:
@@ -134,7 +194,7 @@ def _spend_review_at(state: RunState) -> float | None:
 
 
 def _worst_usd(state: RunState, reserved: RequestUsage) -> float:
-    price = state.spec.model.price
+    price = state.current_model.price
     return price.cost(reserved.input_tokens, reserved.output_tokens) if price is not None else 0.0
 
 
@@ -152,18 +212,18 @@ def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[Req
 
 
 async def _record_response(
-    state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float, held: Hold | None
+    state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float, held: Hold | None, attempt: int
 ) -> ModelResponse:
     spec = state.spec
     response = _with_unique_call_ids(state, response)
     usage, notes = _charged_usage(response, reserved)
-    price = spec.model.price
+    price = state.current_model.price
     cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
     state.usage.add_request(state.phase, usage.input_tokens, usage.output_tokens, cost)
     if held is not None:
         await held.settle(cost, usage.total_tokens)
     payload: dict[str, Any] = {
-        "model": spec.model.name,
+        "model": state.current_model.name,
         "step": state.steps,
         "text": response.text,
         "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls],
@@ -174,6 +234,7 @@ async def _record_response(
         "alternatives": list(spec.registry.names),
         "informed_by": state.informed_by,
         "reserved_tokens": reserved.total_tokens,
+        "attempt": attempt,
         **notes,
     }
     if response.notes:
@@ -196,39 +257,54 @@ async def _record_response(
     return response
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed call's accounting needs: its reservation, its time, its ledger hold and its attempt."""
+
+    reserved: RequestUsage
+    latency_ms: float
+    held: Hold | None
+    attempt: int
+
+
 async def _failed_call(
     state: RunState,
     error: str,
-    reserved: RequestUsage,
-    latency_ms: float,
-    held: Hold | None,
+    failed: Failure,
     *,
     status: RunStatus | None = None,
     consumed: tuple[int, int] | None = None,
-) -> Finish:
+    retryable: bool = False,
+    retry_after_s: float | None = None,
+) -> CallFailed:
     # The attempt counts as a request. Tokens it consumed are charged when the provider knows them (a local
     # model stopped mid-reply); an HTTP failure reports none, and whether the provider bills it is unknown here.
     tokens_in, tokens_out = consumed or (0, 0)
-    price = state.spec.model.price
-    cost = price.cost(tokens_in, tokens_out) if price is not None else 0.0
+    model = state.current_model
+    cost = model.price.cost(tokens_in, tokens_out) if model.price is not None else 0.0
     state.usage.add_request(state.phase, tokens_in, tokens_out, cost)
-    if held is not None:
-        await (held.settle(cost, tokens_in + tokens_out) if consumed else held.release())
+    if failed.held is not None:
+        await (failed.held.settle(cost, tokens_in + tokens_out) if consumed else failed.held.release())
+    payload: dict[str, Any] = {
+        "model": model.name,
+        "step": state.steps,
+        "error": error,
+        "reserved_tokens": failed.reserved.total_tokens,
+        "attempt": failed.attempt,
+        "retryable": retryable,
+    }
+    if retry_after_s is not None:
+        payload["retry_after_s"] = retry_after_s
     await record(
         state,
         EventKind.MODEL_CALLED,
-        {
-            "model": state.spec.model.name,
-            "step": state.steps,
-            "error": error,
-            "reserved_tokens": reserved.total_tokens,
-        },
+        payload,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         cost_usd=cost,
-        latency_ms=latency_ms,
+        latency_ms=failed.latency_ms,
     )
     if status is None:
         has_value = state.last_text is not None or bool(state.tool_results)
         status = RunStatus.PARTIAL if has_value else RunStatus.FAILED
-    return Finish(status, error)
+    return CallFailed(Finish(status, error), retryable, retry_after_s)

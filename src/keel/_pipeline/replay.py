@@ -8,11 +8,13 @@ ordinals the live run had. This is why every message the pipeline sends the mode
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from keel._pipeline.act import call_summary
+from keel._pipeline.recover import degrade_message
 from keel._pipeline.state import CallOrdinals, RunSpec, RunState
 from keel._pipeline.validate import ValidCall, validate_call
 from keel.guardrails.base import Finding
@@ -77,6 +79,9 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
                 _review_decided(state, turn, event)
             case EventKind.ESCALATED:
                 elapsed = float(payload.get("elapsed_s", 0.0))
+                _held_again(turn, payload)
+            case EventKind.FALLBACK_USED:
+                _fallback_used(state, turn, payload)
             case _:
                 pass  # budget and lifecycle events change nothing the next step reads
     turn.flush(state)
@@ -103,23 +108,26 @@ def _model_called(state: RunState, turn: _Turn, event: Event) -> None:
 def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
     payload = event.payload
     call_id, name, outcome = payload["call_id"], payload["tool"], payload["outcome"]
-    call = turn.calls.get(call_id) or ToolCall(call_id, name, "{}")
+    call = turn.calls.get(call_id) or ToolCall(call_id, name, "{}")  # the model's call (`name` may be its alternative)
     state.usage.tool_calls += 1
     if event.cost_usd:
         state.usage.add_tool_cost(event.phase, event.cost_usd)
     state.informed_by.append(event.seq)
     ok = outcome == "ok"
     content = payload["result"] if ok else payload["error"]
-    turn.results[call_id] = ToolResultMessage(call_id, name, content, is_error=not ok)
+    turn.results[call_id] = ToolResultMessage(call_id, call.name, content, is_error=not ok)
     if ok:
         turn.lines[call_id] = (f"{call_summary(call)} -> ok", content)
     else:
         turn.lines[call_id] = (f"{call_summary(call)} -> {outcome}: {content}", None)
     ordinal = payload.get("ordinal")
-    if isinstance(ordinal, int):
-        _replay_ordinal(state, call, ordinal, ok)
+    ran = ToolCall(call_id, name, json.dumps(payload.get("arguments", {})))  # the tool that ran, as it ran
+    if outcome == "unavailable":
+        pass  # not run: it took no ordinal
+    elif isinstance(ordinal, int):
+        _replay_ordinal(state, ran, ordinal, ok)
     elif ok:  # a journal from before ordinals were recorded: the next free one, as it was then
-        _replay_ordinal(state, call, _next_ordinal(state, call), ok)
+        _replay_ordinal(state, ran, _next_ordinal(state, ran), ok)
     tool = state.spec.registry.get(name)
     if (tool is None or not tool.trusted) and outcome in ("ok", "error") and state.tainted_by is None:
         state.tainted_by = f"output of {name}"
@@ -164,6 +172,29 @@ def _guard_verdict(state: RunState, turn: _Turn, payload: dict[str, Any]) -> Non
         state.messages.append(UserMessage(feedback))
         state.output_retries += 1
         state.phase = Phase.VALIDATION
+
+
+def _fallback_used(state: RunState, turn: _Turn, payload: dict[str, Any]) -> None:
+    """A fallback model serves the rest of the run; a degraded tool is unavailable, the model told so."""
+    if payload.get("model"):
+        state.model = next((m for m in state.spec.fallback_models if m.name == payload.get("to")), state.model)
+        return
+    if not payload.get("degraded"):
+        return
+    call_id, tool = payload["call_id"], payload["from"]
+    state.unavailable[tool] = f"it failed: {payload.get('reason')}"
+    feedback = payload.get("feedback") or degrade_message(tool, state.unavailable[tool])
+    call = turn.calls.get(call_id) or ToolCall(call_id, tool, "{}")
+    turn.results[call_id] = ToolResultMessage(call_id, call.name, feedback, is_error=True)
+
+
+def _held_again(turn: _Turn, payload: dict[str, Any]) -> None:
+    """Calls that failed and went to a person are answered at resume: their failed attempts are not the answer."""
+    pending = payload.get("pending")
+    if isinstance(pending, dict) and pending.get("retry"):
+        for call_id in pending.get("reviews", {}):
+            turn.results.pop(call_id, None)
+            turn.lines.pop(call_id, None)
 
 
 def _review_decided(state: RunState, turn: _Turn, event: Event) -> None:

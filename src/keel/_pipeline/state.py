@@ -15,6 +15,7 @@ from keel.guardrails.base import Guard
 from keel.guardrails.escalation import Escalation
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
+from keel.recovery.retry import RetryPolicy
 from keel.result import RunStatus
 from keel.store.base import RunRecord, Store
 from keel.tools.registry import ToolRegistry
@@ -57,6 +58,10 @@ class RunSpec:
     """Who the run is for (keys ``scope="user"`` spending limits; kept in `run_started` for resume)."""
     defined_in: dict[str, str] | None = None
     """Where the agent was defined (module, file), so ``keel resume RUN_ID`` can find it again."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """The agent's retry policy: model calls, and tools that declare none (E1)."""
+    fallback_models: tuple[Model, ...] = ()
+    """Models tried in order when the current one keeps failing (E1)."""
 
 
 @dataclass(slots=True)
@@ -96,9 +101,18 @@ class RunState:
     names one call of the run (the journal, the review queue and resume key on it)."""
     tainted_by: str | None = None
     """What untrusted data the run has read first (a tool's name, or the flagged input); None while clean."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Tools given up on in this run (every retry and alternative failed), with why: not run again (E1)."""
+    model: Model | None = None
+    """The model in use: `RunSpec.model` until a fallback model replaces it for the rest of the run."""
     spend_review_at_usd: float | None = None
     """The spend past which the next model call waits for a person: `Escalation.max_cost_usd` until a person
     approves more (then the approved call's spend plus another `max_cost_usd`)."""
+
+    @property
+    def current_model(self) -> Model:
+        """The model the next call goes to."""
+        return self.model or self.spec.model
 
     def remaining_s(self) -> float | None:
         """Seconds left of the run's wall-time budget, or None when it has none."""

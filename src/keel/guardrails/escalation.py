@@ -32,7 +32,7 @@ from keel.tools.tool import SEVERITIES, Severity, Tool
 
 __all__ = ["Escalation", "Trigger", "severity_rank"]
 
-Trigger = Literal["severity", "taint", "confidence", "cost", "guard"]
+Trigger = Literal["severity", "taint", "confidence", "cost", "guard", "failure", "loop", "interrupted"]
 """What paused a run: journaled with each `escalated` event."""
 
 ConfidenceScorer = Callable[[str, GuardContext], float | None]

@@ -83,7 +83,7 @@ class SDKModel(Model, Generic[ClientT], abc.ABC):
         api_key: str | None = None,
         base_url: str | None = None,
         http_client: httpx2.AsyncClient | None = None,
-        max_retries: int = 2,
+        max_retries: int = 0,
         timeout_s: float = 60.0,
     ) -> None:
         if max_retries < 0 or not math.isfinite(timeout_s) or timeout_s <= 0:

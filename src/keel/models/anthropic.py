@@ -40,8 +40,8 @@ class AnthropicModel(SDKModel[anthropic.AsyncAnthropic]):
         api_key: the API key; defaults to ``ANTHROPIC_API_KEY``.
         base_url: the API root; defaults to ``ANTHROPIC_BASE_URL``, then Anthropic.
         http_client: an `httpx2.AsyncClient` to send requests with (proxies, custom transports, tests).
-        max_retries: retries the SDK makes itself on 408/409/429/5xx/529 and connection errors, before a
-            `ModelError` reaches Keel's own bounded recovery.
+        max_retries: retries the SDK makes itself, unseen by the journal; 0 by default, so that every attempt is
+            one of Keel's own (`Agent(retry=RetryPolicy(...))`): journaled, accounted and bounded by the run.
         timeout_s: the timeout of one HTTP attempt, in seconds.
 
     Raises:

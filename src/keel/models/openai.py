@@ -41,8 +41,8 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
         base_url: the API root, such as ``"http://localhost:11434/v1"``; defaults to ``OPENAI_BASE_URL``,
             then OpenAI.
         http_client: an `httpx2.AsyncClient` to send requests with (proxies, custom transports, tests).
-        max_retries: retries the SDK makes itself on 408/409/429/5xx and connection errors, before a
-            `ModelError` reaches Keel's own bounded recovery.
+        max_retries: retries the SDK makes itself, unseen by the journal; 0 by default, so that every attempt is
+            one of Keel's own (`Agent(retry=RetryPolicy(...))`): journaled, accounted and bounded by the run.
         timeout_s: the timeout of one HTTP attempt, in seconds.
         temperature: the sampling temperature, 0 to 2; 0 makes the answers (nearly) deterministic, which
             small local models need to call tools reliably. Sent only when set: the server's default otherwise
@@ -73,7 +73,7 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
         api_key: str | None = None,
         base_url: str | None = None,
         http_client: httpx2.AsyncClient | None = None,
-        max_retries: int = 2,
+        max_retries: int = 0,
         timeout_s: float = 60.0,
         temperature: float | None = None,
         seed: int | None = None,

@@ -39,7 +39,7 @@ class FunctionSchema:
 def function_schema(func: Callable[..., Any], name: str, description: str | None) -> FunctionSchema:
     """Build the schema of `func`; raise `ToolDefinitionError` when a parameter cannot be described."""
     try:
-        hints = get_type_hints(func)
+        hints = get_type_hints(func, include_extras=True)  # keep Annotated[int, Field(ge=1)] constraints
     except Exception as exc:
         raise ToolDefinitionError(f"tool {name!r}: cannot resolve its type hints ({exc})") from exc
     doc = docstring_parser.parse(inspect.getdoc(func) or "")

@@ -22,6 +22,13 @@ class ToolRegistry:
             if declared.name in self._tools:
                 raise ConfigError(f"two tools are named {declared.name!r}; tool names must be unique per agent")
             self._tools[declared.name] = declared
+        for declared in self._tools.values():
+            unknown = [name for name in declared.alternatives if name not in self._tools]
+            if unknown:
+                raise ConfigError(
+                    f"tool {declared.name!r} names alternatives that are not among the agent's tools: "
+                    f"{', '.join(map(repr, unknown))} (registered: {', '.join(self._tools) or 'none'})"
+                )
         self.specs: tuple[ToolSpec, ...] = tuple(
             ToolSpec(t.name, t.description, t.parameters) for t in self._tools.values()
         )

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args, overload
 from pydantic import BaseModel
 
 from keel.errors import ToolDefinitionError
+from keel.recovery.retry import RetryPolicy
 from keel.tools._schema import function_schema
 
 __all__ = ["Severity", "Tool", "tool"]
@@ -51,6 +52,17 @@ class Tool:
     """True when the tool's output comes from a source the agent's owner controls (its own database): it is
     neither screened for prompt injection nor does reading it taint the run (G5). Web pages, emails, tickets
     and third-party APIs are untrusted."""
+    retry: RetryPolicy | None = None
+    """How a failed call is tried again; None takes the agent's policy, except for a side-effecting tool that is
+    not `idempotent` (one attempt: a failed call may still have had its effect)."""
+    alternatives: tuple[str, ...] = ()
+    """Tools (on the same agent) tried in order, with the same arguments, when this one keeps failing (E1)."""
+    required: bool = False
+    """When every attempt and alternative fails, a person decides (the run escalates) rather than the model
+    going on without the capability."""
+    idempotent: bool = False
+    """Calling it twice with the same arguments has the effect of calling it once: safe to retry and to re-issue
+    after a crash, even with side effects."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (handy in tests)."""
@@ -67,6 +79,10 @@ def _make_tool(
     timeout_s: float,
     trusted: bool,
     cost_usd: float,
+    retry: RetryPolicy | None,
+    alternatives: tuple[str, ...] | list[str],
+    required: bool,
+    idempotent: bool,
 ) -> Tool:
     if not callable(func):
         raise ToolDefinitionError(f"@tool needs a function, got {func!r}")
@@ -86,6 +102,14 @@ def _make_tool(
         raise ToolDefinitionError(f"tool {tool_name!r}: cost_usd must be a finite amount >= 0, got {cost_usd!r}")
     if timeout_s <= 0:
         raise ToolDefinitionError(f"tool {tool_name!r}: timeout_s must be positive, got {timeout_s!r}")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ToolDefinitionError(f"tool {tool_name!r}: retry must be a RetryPolicy, got {retry!r}")
+    if isinstance(alternatives, str) or not all(isinstance(a, str) and a for a in alternatives):
+        raise ToolDefinitionError(
+            f"tool {tool_name!r}: alternatives must be a list of tool names, got {alternatives!r}"
+        )
+    if tool_name in alternatives:
+        raise ToolDefinitionError(f"tool {tool_name!r} cannot be its own alternative")
     schema = function_schema(func, tool_name, description)
     return Tool(
         name=tool_name,
@@ -100,6 +124,10 @@ def _make_tool(
         timeout_s=float(timeout_s),
         trusted=trusted,
         cost_usd=float(cost_usd),
+        retry=retry,
+        alternatives=tuple(dict.fromkeys(alternatives)),
+        required=required,
+        idempotent=idempotent,
     )
 
 
@@ -117,6 +145,10 @@ def tool(
     timeout_s: float = 30.0,
     trusted: bool = False,
     cost_usd: float = 0.0,
+    retry: RetryPolicy | None = None,
+    alternatives: tuple[str, ...] | list[str] = (),
+    required: bool = False,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -131,6 +163,10 @@ def tool(
     timeout_s: float = 30.0,
     trusted: bool = False,
     cost_usd: float = 0.0,
+    retry: RetryPolicy | None = None,
+    alternatives: tuple[str, ...] | list[str] = (),
+    required: bool = False,
+    idempotent: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: ``@tool`` or ``@tool(severity="high", side_effects=True)``.
 
@@ -138,6 +174,11 @@ def tool(
     entries describe the parameters). A parameter annotated `ToolContext` receives the call's context and is
     left out of the schema. Unsupported parameter types raise `ToolDefinitionError` here, at import time,
     not when a model first calls the tool.
+
+    Recovery (E1): ``retry=RetryPolicy(...)`` overrides the agent's policy; ``alternatives=["other_tool"]`` are
+    tried in order with the same arguments once retries are spent; ``required=True`` escalates to a person
+    instead of letting the model go on without the tool; ``idempotent=True`` declares a side-effecting tool
+    safe to retry and to re-issue after a crash.
     """
     make = functools.partial(
         _make_tool,
@@ -148,5 +189,9 @@ def tool(
         timeout_s=timeout_s,
         trusted=trusted,
         cost_usd=cost_usd,
+        retry=retry,
+        alternatives=alternatives,
+        required=required,
+        idempotent=idempotent,
     )
     return make(func) if func is not None else make
