@@ -12,6 +12,7 @@ import keel.models
 from keel import Agent, Budget, EventKind, Phase, RetryPolicy, RunStatus, ToolContext, tool
 from keel.errors import ConfigError, ModelError, ModelRequestsDisabledError, StoreError
 from keel.models import Model, ModelRequest, ModelResponse, RequestUsage, ToolCall
+from keel.recovery import LoopDetector
 from keel.store import MemoryStore
 from keel.testing import FunctionModel, ScriptedModel, call, calls, fail, raw_call, reply
 
@@ -28,6 +29,9 @@ def kinds(result):
     return [e.kind.value for e in result.events]
 
 
+NO_LOOPS = LoopDetector(max_visits=None, max_idle_steps=None)  # for tests of another bound that repeat one call
+
+
 def agent_with(model, *, tools=(get_order,), **kwargs) -> Agent:
     return Agent("support", model, instructions="You help customers.", tools=list(tools), store=MemoryStore(), **kwargs)
 
@@ -39,8 +43,9 @@ async def test_completes_with_a_tool_call_and_journals_every_step():
 
     assert result.status is RunStatus.COMPLETED
     assert result.output == "Order 1234 shipped."
-    assert kinds(result) == ["run_started", "model_called", "tool_called", "model_called", "run_finished"]
-    assert [e.seq for e in result.events] == [1, 2, 3, 4, 5]
+    kinds_ = ["run_started", "model_called", "tool_called", "checkpoint", "model_called", "run_finished"]
+    assert kinds(result) == kinds_  # a checkpoint after each step: its state hash feeds the loop detector
+    assert [e.seq for e in result.events] == [1, 2, 3, 4, 5, 6]
     tool_event = result.events[2]
     assert tool_event.payload["arguments"] == {"order_id": "1234"}
     assert json.loads(tool_event.payload["result"]) == ORDERS["1234"]
@@ -223,7 +228,7 @@ async def test_typed_output_gets_a_bounded_correction():
 
 async def test_step_budget_ends_partial_with_the_best_output_and_a_report():
     model = ScriptedModel([call("get_order", order_id="1234")] * 10)
-    result = await agent_with(model, budget=Budget(max_steps=3)).run("x")
+    result = await agent_with(model, budget=Budget(max_steps=3), loop_detector=NO_LOOPS).run("x")
     assert result.status is RunStatus.PARTIAL
     assert "max_steps=3" in result.report.reason
     assert json.loads(result.output)["status"] == "shipped"
@@ -251,7 +256,8 @@ async def test_the_last_affordable_call_gets_a_smaller_output_allowance():
 
 async def test_cost_budget_is_never_crossed():
     model = ScriptedModel([call("get_order", order_id="1234")] * 50, usage=(10_000, 1_000), price=(2.5, 10.0))
-    result = await agent_with(model, budget=Budget(max_cost_usd=0.10), max_output_tokens=1000).run("x")
+    budget = Budget(max_cost_usd=0.10)
+    result = await agent_with(model, budget=budget, max_output_tokens=1000, loop_detector=NO_LOOPS).run("x")
     assert result.status is RunStatus.PARTIAL
     assert 0 < result.usage.cost_usd <= 0.10
     assert "max_cost_usd=0.1" in result.report.reason

@@ -169,12 +169,14 @@ def test_trace_json(db: str, demo_run: str) -> None:
         "run_started",
         "model_called",
         "tool_called",
+        "checkpoint",
         "model_called",
         "tool_called",
+        "checkpoint",
         "model_called",
         "run_finished",
     ]
-    assert [e["seq"] for e in events] == list(range(1, 8))
+    assert [e["seq"] for e in events] == list(range(1, 10))
     assert list(events[0]) == [
         "run_id",
         "seq",

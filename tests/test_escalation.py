@@ -222,7 +222,7 @@ def test_bad_escalation_settings_are_config_errors(kwargs: dict, message: str) -
 
 
 def test_an_agent_rejects_what_is_not_an_escalation_and_a_cost_threshold_on_an_unpriced_model() -> None:
-    with pytest.raises(ConfigError, match="must be an Escalation"):
+    with pytest.raises(ConfigError, match="escalation must be an Escalation"):
         desk(ScriptedModel([reply("x")]), escalation={"severity": "high"})
 
     class Unpriced(ScriptedModel):

@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("quickstart.py", ["status: completed", "high_f=75.2", "#8 run_finished"]),
+        ("quickstart.py", ["status: completed", "high_f=75.2", "#10 run_finished"]),
         (
             "budget_and_bad_tools.py",
             ["status: partial", "step budget exhausted (max_steps=3)", "Unknown tool 'book_flight'", "max_tokens=800"],

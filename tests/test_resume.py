@@ -15,6 +15,7 @@ from keel import Agent, Escalation, EventKind, ReviewQueue, RunStatus, ToolConte
 from keel.errors import ResumeError, UnknownRunError
 from keel.guardrails import PIIGuard
 from keel.models import ToolResultMessage, UserMessage
+from keel.recovery import LoopDetector
 from keel.store import MemoryStore, SQLiteStore
 from keel.testing import FunctionModel, ScriptedModel, call, calls, reply
 
@@ -258,7 +259,8 @@ async def test_approved_spending_continues_and_denied_spending_ends_partial() ->
         )
 
     policy = Escalation(max_cost_usd=0.25, after_untrusted=None)
-    approving = desk(model=script(), escalation=policy, max_output_tokens=100)
+    no_loops = LoopDetector(max_visits=None, max_idle_steps=None)  # the script reads one ticket three times
+    approving = desk(model=script(), escalation=policy, max_output_tokens=100, loop_detector=no_loops)
     first = await approving.run("Read.")
     [item] = await ReviewQueue(approving.store).pending()
     await ReviewQueue(approving.store).approve(item.id, by="erin")
@@ -266,7 +268,7 @@ async def test_approved_spending_continues_and_denied_spending_ends_partial() ->
     assert resumed.status in (RunStatus.COMPLETED, RunStatus.ESCALATED)
     assert resumed.usage.cost_usd > first.usage.cost_usd
 
-    denying = desk(model=script(), escalation=policy, max_output_tokens=100)
+    denying = desk(model=script(), escalation=policy, max_output_tokens=100, loop_detector=no_loops)
     first = await denying.run("Read.")
     [item] = await ReviewQueue(denying.store).pending()
     await ReviewQueue(denying.store).deny(item.id, by="erin", note="too expensive")

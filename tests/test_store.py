@@ -224,7 +224,13 @@ def test_events_survive_a_process_that_dies_mid_run(tmp_path: Path):
     assert run.status is RunStatus.RUNNING
 
     events = asyncio.run(store.events(run.run_id))
-    assert [e.kind.value for e in events] == ["run_started", "model_called", "tool_called", "model_called"]
+    assert [e.kind.value for e in events] == [
+        "run_started",
+        "model_called",
+        "tool_called",
+        "checkpoint",
+        "model_called",
+    ]
     assert events[2].payload["result"] == "shipped"
 
 
@@ -260,7 +266,7 @@ def test_several_processes_share_one_sqlite_file(tmp_path: Path):
     assert len(runs) == 100 and {r.status for r in runs} == {RunStatus.COMPLETED}
     for run in runs:
         events = asyncio.run(store.events(run.run_id))
-        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
         assert events[-1].kind is EventKind.RUN_FINISHED
 
 

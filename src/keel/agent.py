@@ -10,7 +10,7 @@ import copy
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -23,6 +23,7 @@ from keel.guardrails.escalation import Escalation
 from keel.guardrails.injection import InjectionScreen
 from keel.guardrails.pii import PIIGuard
 from keel.models import Model, infer_model
+from keel.recovery.loop import LoopDetector
 from keel.recovery.retry import RetryPolicy
 from keel.result import RunResult
 from keel.store import Store, open_store
@@ -55,6 +56,8 @@ class Agent:
         retry: how failed model calls and tools are retried (tools may declare their own); None means
             ``RetryPolicy()``: 3 attempts with exponential backoff and jitter.
         fallback_models: models tried in order, for the rest of the run, when the current one keeps failing.
+        loop_detector: which loops end a run and how (see `LoopDetector`); None means ``LoopDetector()``: a
+            repeated state or 4 steps without new information get one nudge, then end the run PARTIAL.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Agent:
         escalation: Escalation | None = None,
         retry: RetryPolicy | None = None,
         fallback_models: Sequence[Model | str] = (),
+        loop_detector: LoopDetector | None = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -104,33 +108,29 @@ class Agent:
             if not isinstance(limit, SpendLimit):
                 raise ConfigError(f"limits must be SpendLimit instances, got {limit!r}")
         self.guards: tuple[Guard, ...] = _checked_guards(guards)
-        if escalation is not None and not isinstance(escalation, Escalation):
-            raise ConfigError(f"escalation must be an Escalation, got {escalation!r}")
-        self.escalation = escalation or Escalation()
-        if self.escalation.max_cost_usd is not None and self.model.price is None:
-            raise ConfigError(
-                f"Escalation(max_cost_usd=…) needs the price of {self.model.name!r}, which the pricing table lacks: "
-                "add it with keel.models.set_price() or a KEEL_PRICING file"
-            )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ConfigError(f"retry must be a RetryPolicy, got {retry!r}")
-        self.retry = retry or RetryPolicy()
+        self.escalation = _checked("escalation", escalation, Escalation) or Escalation()
+        self.retry = _checked("retry", retry, RetryPolicy) or RetryPolicy()
         if isinstance(fallback_models, str | Model):
             fallback_models = [fallback_models]
         self.fallback_models: tuple[Model, ...] = tuple(infer_model(m) for m in fallback_models)
+        self.loop_detector = _checked("loop_detector", loop_detector, LoopDetector) or LoopDetector()
         self._defined_in = _caller_module()
-        priced_limit = any(c.unit == "usd" for limit in self.limits for c in limit.ceilings())
+        self._check_prices()
+
+    def _check_prices(self) -> None:
+        """Every money bound needs every model it may call to have a price (else calls would count as free)."""
+        needs = [
+            ("Budget(max_cost_usd=…)", self.budget.max_cost_usd is not None),
+            ("a USD SpendLimit", any(c.unit == "usd" for limit in self.limits for c in limit.ceilings())),
+            ("Escalation(max_cost_usd=…)", self.escalation.max_cost_usd is not None),
+        ]
         for model in (self.model, *self.fallback_models):
-            if self.budget.max_cost_usd is not None and model.price is None:
-                raise ConfigError(
-                    f"Budget(max_cost_usd=…) needs the price of {model.name!r}, which the pricing table lacks: "
-                    "add it with keel.models.set_price() or a KEEL_PRICING file"
-                )
-            if priced_limit and model.price is None:
-                raise ConfigError(
-                    f"a USD SpendLimit needs the price of {model.name!r}, which the pricing table lacks: add it "
-                    "with keel.models.set_price() or a KEEL_PRICING file (unpriced calls would count as free)"
-                )
+            for what, needed in needs:
+                if needed and model.price is None:
+                    raise ConfigError(
+                        f"{what} needs the price of {model.name!r}, which the pricing table lacks: add it with "
+                        "keel.models.set_price() or a KEEL_PRICING file (unpriced calls would count as free)"
+                    )
 
     @property
     def store(self) -> Store:
@@ -200,6 +200,7 @@ class Agent:
             defined_in=self._defined_in,
             retry=self.retry,
             fallback_models=self.fallback_models,
+            loop_detector=self.loop_detector,
         )
 
     async def _then_close_model(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
@@ -235,6 +236,17 @@ def _caller_module() -> dict[str, str] | None:
     if not isinstance(module, str):
         return None
     return {"module": module, "file": file} if isinstance(file, str) else {"module": module}
+
+
+T = TypeVar("T")
+
+
+def _checked(name: str, value: T | None, kind: type[T]) -> T | None:
+    """`value` when it is None or a `kind`; a `ConfigError` naming the setting otherwise."""
+    if value is not None and not isinstance(value, kind):
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise ConfigError(f"{name} must be {article} {kind.__name__}, got {value!r}")
+    return value
 
 
 def default_guards() -> tuple[Guard, ...]:

@@ -11,6 +11,7 @@ from typing import Any
 from keel._pipeline.escalate import HeldCall, denial_feedback, hold_failed_calls, hold_tool_calls
 from keel._pipeline.execute import ToolOutcome
 from keel._pipeline.guard import screen_tool_output
+from keel._pipeline.loop import check_step
 from keel._pipeline.record import record
 from keel._pipeline.recover import policy_for, run_call
 from keel._pipeline.spend import hold_tool_spend
@@ -187,4 +188,4 @@ async def act(
             RunStatus.PARTIAL,
             f"too many rejected tool calls ({state.rejections}, max_tool_rejections={limit}); last: {last}",
         )
-    return None
+    return await check_step(state, [(item.call, r) for item, r in zip(checked, replies, strict=True) if r is not None])

@@ -22,10 +22,20 @@ from keel.models.base import ToolCall
 from keel.result import RunStatus
 from keel.store.base import ReviewItem
 
-__all__ = ["HeldCall", "denial_feedback", "hold_answer", "hold_failed_calls", "hold_spend_past", "hold_tool_calls"]
+__all__ = [
+    "HeldCall",
+    "denial_feedback",
+    "hold_answer",
+    "hold_failed_calls",
+    "hold_loop",
+    "hold_spend_past",
+    "hold_tool_calls",
+    "loop_feedback",
+]
 
 ANSWER_PRIORITY = 1
 SPEND_PRIORITY = 2
+LOOP_PRIORITY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,22 @@ async def hold_spend_past(state: RunState, spent_usd: float, next_usd: float, th
     arguments = {"spent_usd": round(spent_usd, 8), "next_call_usd": round(next_usd, 8), "threshold_usd": threshold_usd}
     items = await _queue(state, [(reason, "continue", arguments, SPEND_PRIORITY)])
     return await _stop(state, "cost", {"kind": "spend"}, items)
+
+
+async def hold_loop(state: RunState, detail: str, state_hash: str) -> Finish:
+    """Pause a run caught in a loop: a person lets it go on (the model is told so) or stops it (PARTIAL)."""
+    reason = f"the run is looping: {detail}; approve to let it go on, deny to stop it with what it has"
+    items = await _queue(state, [(reason, "continue", {"loop": detail, "state_hash": state_hash}, LOOP_PRIORITY)])
+    return await _stop(state, "loop", {"kind": "loop"}, items)
+
+
+def loop_feedback(item: ReviewItem) -> str:
+    """What the model is told when a person lets a looping run go on."""
+    note = f" Their note: {item.note}" if item.note else ""
+    return (
+        f"A reviewer ({item.decided_by}) let you continue after you repeated yourself.{note} Do not repeat the "
+        "same calls: try something different or give your final answer."
+    )
 
 
 def denial_feedback(item: ReviewItem) -> str:

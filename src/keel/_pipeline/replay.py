@@ -82,6 +82,12 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
                 _held_again(turn, payload)
             case EventKind.FALLBACK_USED:
                 _fallback_used(state, turn, payload)
+            case EventKind.CHECKPOINT if "state_hash" in payload:
+                turn.flush(state)  # the step is complete: its results precede a nudge
+                state.spec.loop_detector.observe(state.loop, payload["state_hash"], payload.get("results", ()))
+            case EventKind.LOOP_DETECTED if payload.get("action") == "nudge":
+                state.loop.nudged = True
+                state.messages.append(UserMessage(payload["feedback"]))
             case _:
                 pass  # budget and lifecycle events change nothing the next step reads
     turn.flush(state)
@@ -204,6 +210,10 @@ def _review_decided(state: RunState, turn: _Turn, event: Event) -> None:
         state.spend_review_at_usd = float(review_at)
     feedback = payload.get("feedback")
     if feedback is None:
+        return
+    if payload.get("loop"):  # a person let a looping run go on
+        state.spec.loop_detector.forget(state.loop)
+        state.messages.append(UserMessage(feedback))
         return
     call_id = payload.get("call_id")
     if call_id is None:  # a held answer was denied: the model is asked for another

@@ -14,7 +14,7 @@ from typing import Any
 
 from keel._pipeline.act import act
 from keel._pipeline.conclude import deliver
-from keel._pipeline.escalate import denial_feedback
+from keel._pipeline.escalate import denial_feedback, loop_feedback
 from keel._pipeline.record import next_event, record
 from keel._pipeline.replay import replay
 from keel._pipeline.run import drive_to_end
@@ -93,7 +93,7 @@ def _held_step(spec: RunSpec, paused: Event, reviews: list[ReviewItem]) -> dict[
         wanted = set(pending.get("reviews", {}).values())
         if isinstance(pending.get("calls"), list) and wanted <= ids:
             return pending
-    elif kind in ("answer", "spend") and isinstance(pending, dict) and len(reviews) == 1:
+    elif kind in ("answer", "spend", "loop") and isinstance(pending, dict) and len(reviews) == 1:
         return pending
     raise ResumeError(
         f"run {spec.run_id} paused on a step this Keel cannot resume ({kind or 'unknown'}); it stays escalated"
@@ -125,6 +125,8 @@ async def _take_held_step(
         return await _resume_tool_calls(state, pending, {r.id: r for r in reviews}, after=after)
     if kind == "answer":
         return await _resume_answer(state, pending, reviews[0])
+    if kind == "loop":
+        return await _resume_loop(state, reviews[0])
     return await _resume_spend(state, reviews[0])
 
 
@@ -158,6 +160,18 @@ async def _resume_answer(state: RunState, pending: dict[str, Any], item: ReviewI
     await _journal_decision(state, item, feedback=feedback)
     state.messages.append(UserMessage(feedback))
     state.phase = Phase.VALIDATION
+    return None
+
+
+async def _resume_loop(state: RunState, item: ReviewItem) -> Finish | None:
+    if item.status == "denied":
+        await _journal_decision(state, item)
+        note = f": {item.note}" if item.note else ""
+        return Finish(RunStatus.PARTIAL, f"loop detected; {item.decided_by} stopped the run{note}")
+    feedback = loop_feedback(item)
+    await _journal_decision(state, item, loop=True, feedback=feedback)
+    state.spec.loop_detector.forget(state.loop)
+    state.messages.append(UserMessage(feedback))
     return None
 
 

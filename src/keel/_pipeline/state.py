@@ -15,6 +15,7 @@ from keel.guardrails.base import Guard
 from keel.guardrails.escalation import Escalation
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
+from keel.recovery.loop import LoopDetector, LoopMemory
 from keel.recovery.retry import RetryPolicy
 from keel.result import RunStatus
 from keel.store.base import RunRecord, Store
@@ -62,6 +63,8 @@ class RunSpec:
     """The agent's retry policy: model calls, and tools that declare none (E1)."""
     fallback_models: tuple[Model, ...] = ()
     """Models tried in order when the current one keeps failing (E1)."""
+    loop_detector: LoopDetector = field(default_factory=LoopDetector)
+    """Which loops end the run, and how (E4)."""
 
 
 @dataclass(slots=True)
@@ -103,6 +106,8 @@ class RunState:
     """What untrusted data the run has read first (a tool's name, or the flagged input); None while clean."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Tools given up on in this run (every retry and alternative failed), with why: not run again (E1)."""
+    loop: LoopMemory = field(default_factory=LoopMemory)
+    """What the loop detector has seen (rebuilt from `checkpoint` events on resume)."""
     model: Model | None = None
     """The model in use: `RunSpec.model` until a fallback model replaces it for the rest of the run."""
     spend_review_at_usd: float | None = None

@@ -9,6 +9,7 @@ The failure chain itself (retry → alternative → degrade → escalate) is a s
 
 from __future__ import annotations
 
+from keel.recovery.loop import LoopDetector, LoopFinding, LoopMemory, OnLoop
 from keel.recovery.retry import NO_RETRY, RetryPolicy
 
-__all__ = ["NO_RETRY", "RetryPolicy"]
+__all__ = ["NO_RETRY", "LoopDetector", "LoopFinding", "LoopMemory", "OnLoop", "RetryPolicy"]
