@@ -371,7 +371,8 @@ async def test_any_chaos_ends_bounded_with_a_status(seed):
     model = ChaosModel(seed=seed, p={f: 0.07 for f in FAULTS if not f.endswith("error")} | {"rate_limit": 0.02})
     result = await agent_with(model, lookup, open_ticket, budget=budget).run("handle the customer")
     assert result.status in ENDED
-    assert result.usage.requests <= 8 and result.usage.total_tokens <= 20_000 and result.usage.cost_usd <= 0.01
+    # every attempt counts against max_steps; a run stopped by a bound may make one best-effort call beyond it
+    assert result.usage.requests <= 8 + 1 and result.usage.total_tokens <= 20_000 and result.usage.cost_usd <= 0.01
     assert result.report.reason
 
 

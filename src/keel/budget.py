@@ -29,6 +29,14 @@ class Budget:
     """Wall time of the whole run; model and tool calls get what is left of it."""
     max_tool_rejections: int = 3
     """Rejected tool calls (unknown tool, invalid arguments) tolerated before the run stops."""
+    answer_reserve: float = 0.1
+    """The share of `max_tokens`, `max_cost_usd` and `timeout_s` that ordinary turns leave untouched, so that a
+    run stopped by a bound can still pay for one best-effort answer from what it gathered (0 turns it off)."""
+
+    @property
+    def reserved_s(self) -> float:
+        """Seconds of `timeout_s` kept for the best-effort answer."""
+        return 0.0 if self.timeout_s is None else self.timeout_s * self.answer_reserve
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, float | None, bool]] = [
@@ -45,3 +53,6 @@ class Budget:
                 raise ConfigError(f"Budget.{name} must be a number, got {value!r}")
             if value < 0 or (value == 0 and not may_be_zero_cost):
                 raise ConfigError(f"Budget.{name} must be positive, got {value!r}")
+        reserve = self.answer_reserve
+        if isinstance(reserve, bool) or not isinstance(reserve, int | float) or not 0 <= reserve <= 0.5:
+            raise ConfigError(f"Budget.answer_reserve must be a share between 0 and 0.5, got {reserve!r}")

@@ -187,5 +187,6 @@ async def act(
         return Finish(
             RunStatus.PARTIAL,
             f"too many rejected tool calls ({state.rejections}, max_tool_rejections={limit}); last: {last}",
+            salvage=True,
         )
     return await check_step(state, [(item.call, r) for item, r in zip(checked, replies, strict=True) if r is not None])

@@ -35,21 +35,26 @@ class Refused:
     remaining: float
 
 
-def authorize_model_call(state: RunState, input_tokens: int) -> Allowed | Refused:
-    """Check the call's worst case against the run's token and cost budgets."""
+def authorize_model_call(state: RunState, input_tokens: int, *, reserve: bool = True) -> Allowed | Refused:
+    """Check the call's worst case against the run's token and cost budgets.
+
+    Ordinary turns (`reserve`) leave `Budget.answer_reserve` of each budget untouched, so that the best-effort
+    answer of a run stopped by its budget can always be paid for; that answer's own call may use all of it.
+    """
     spec = state.spec
     budget = spec.budget
+    share = 1.0 - budget.answer_reserve if reserve else 1.0
     allowance = spec.max_output_tokens
     floor = min(MIN_OUTPUT_TOKENS, allowance)
     if budget.max_tokens is not None:
-        remaining = budget.max_tokens - state.usage.total_tokens
+        remaining = math.floor(budget.max_tokens * share) - state.usage.total_tokens
         fits = remaining - input_tokens
         if fits < floor:
             return Refused(f"max_tokens={budget.max_tokens}", input_tokens + floor, remaining)
         allowance = min(allowance, fits)
     price = state.current_model.price
     if budget.max_cost_usd is not None and price is not None:
-        remaining_usd = budget.max_cost_usd - state.usage.cost_usd
+        remaining_usd = budget.max_cost_usd * share - state.usage.cost_usd
         input_usd = price.cost(input_tokens, 0)
         if price.output > 0:
             fits = math.floor((remaining_usd - input_usd) * 1_000_000 / price.output)

@@ -74,4 +74,5 @@ async def check_step(state: RunState, pairs: Sequence[tuple[ToolCall, ToolResult
     await record(state, EventKind.LOOP_DETECTED, {**payload, "action": action, "detail": finding.detail})
     if action == "escalate":
         return await hold_loop(state, finding.detail, state_hash)
-    return Finish(RunStatus.PARTIAL, f"loop detected: {finding.detail}", not_done=("a step that makes progress",))
+    reason = f"loop detected: {finding.detail}"
+    return Finish(RunStatus.PARTIAL, reason, not_done=("a step that makes progress",), salvage=True)

@@ -15,31 +15,40 @@ from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
 from keel.journal import EventKind, Phase
-from keel.models.base import AssistantMessage, ModelRequest, ModelResponse, RequestUsage
+from keel.models.base import AssistantMessage, Message, ModelRequest, ModelResponse, RequestUsage
 from keel.recovery.retry import attempts
 from keel.result import RunStatus
 
-__all__ = ["propose"]
+__all__ = ["FinalTurn", "propose", "request_for"]
 
 
-def _request(state: RunState, max_output_tokens: int) -> ModelRequest:
+@dataclass(frozen=True, slots=True)
+class FinalTurn:
+    """The best-effort answer's call (E5, C3): its own messages, no tools, and the budget's reserved slice."""
+
+    messages: tuple[Message, ...]
+
+
+def request_for(state: RunState, max_output_tokens: int, final: FinalTurn | None = None) -> ModelRequest:
+    """The request of the next turn (or of the best-effort answer) with this output allowance."""
     spec = state.spec
     return ModelRequest(
         instructions=spec.instructions,
-        messages=tuple(state.messages),
-        tools=spec.registry.specs,
+        messages=final.messages if final is not None else tuple(state.messages),
+        tools=() if final is not None else spec.registry.specs,
         output_schema=spec.output_schema,
         max_output_tokens=max_output_tokens,
     )
 
 
-def _check_bounds(state: RunState) -> Finish | None:
+def _check_bounds(state: RunState, final: FinalTurn | None) -> Finish | None:
     budget = state.spec.budget
-    if state.steps >= budget.max_steps:
-        return Finish(RunStatus.PARTIAL, f"step budget exhausted (max_steps={budget.max_steps})")
+    if final is None and state.steps >= budget.max_steps:
+        return Finish(RunStatus.PARTIAL, f"step budget exhausted (max_steps={budget.max_steps})", salvage=True)
     remaining = state.remaining_s()
-    if remaining is not None and remaining <= 0:
-        return Finish(RunStatus.PARTIAL, f"wall-time budget exhausted (timeout_s={budget.timeout_s})")
+    kept = 0.0 if final is not None else budget.reserved_s  # ordinary turns leave the answer its time
+    if remaining is not None and remaining <= kept:
+        return Finish(RunStatus.PARTIAL, f"wall-time budget exhausted (timeout_s={budget.timeout_s})", salvage=True)
     return None
 
 
@@ -55,7 +64,7 @@ class CallFailed:
     """How long the provider asked us to wait, when it did."""
 
 
-async def propose(state: RunState) -> ModelResponse | Finish:
+async def propose(state: RunState, final: FinalTurn | None = None) -> ModelResponse | Finish:
     """Call the model once — retrying transient failures, then trying fallback models — or say why the run stops.
 
     Every attempt is journaled (`model_called`, with its error), every wait (`retry_scheduled`) and every switch
@@ -65,7 +74,7 @@ async def propose(state: RunState) -> ModelResponse | Finish:
     while True:  # bounded: each pass moves one model down the fallback chain
         outcome = await attempts(
             state.spec.retry,
-            lambda attempt: _attempt(state, attempt),
+            lambda attempt: _attempt(state, attempt, final),
             should_retry=lambda result: isinstance(result, CallFailed) and result.retryable,
             before_wait=lambda result, attempt, delay_s: _retry_scheduled(state, result, attempt, delay_s),
             wait_at_least=lambda result: (result.retry_after_s or 0.0) if isinstance(result, CallFailed) else 0.0,
@@ -97,26 +106,29 @@ async def _retry_scheduled(
     state.phase = Phase.RECOVERY  # a retried call's tokens are recovery's, not the task's (O3)
 
 
-async def _attempt(state: RunState, attempt: int) -> ModelResponse | Finish | CallFailed:
+async def _attempt(state: RunState, attempt: int, final: FinalTurn | None) -> ModelResponse | Finish | CallFailed:
     """One authorized model call: bounds, budget, spend review and the ledger first, then the call."""
-    if (stop := _check_bounds(state)) is not None:
+    if (stop := _check_bounds(state, final)) is not None:
         return stop
     spec = state.spec
-    request = _request(state, spec.max_output_tokens)
+    request = request_for(state, spec.max_output_tokens, final)
     input_tokens = state.current_model.count_input_tokens(request)
-    verdict = authorize_model_call(state, input_tokens)
+    verdict = authorize_model_call(state, input_tokens, reserve=final is None)
     if not isinstance(verdict, Allowed):
         await record(
             state,
             EventKind.BUDGET_REFUSED,
             {"limit": verdict.limit, "needed": verdict.needed, "remaining": verdict.remaining},
         )
-        return Finish(RunStatus.PARTIAL, f"budget exhausted: the next model call would exceed {verdict.limit}")
+        reason = f"budget exhausted: the next model call would exceed {verdict.limit}"
+        return Finish(RunStatus.PARTIAL, reason, salvage=True)
     if verdict.max_output_tokens != request.max_output_tokens:
-        request = _request(state, verdict.max_output_tokens)
+        request = request_for(state, verdict.max_output_tokens, final)
     reserved = RequestUsage(input_tokens, verdict.max_output_tokens)
     worst_usd = _worst_usd(state, reserved)
     if (review_at := _spend_review_at(state)) is not None and state.usage.cost_usd + worst_usd > review_at:
+        if final is not None:  # the run is ending anyway: no pause for a last answer past the review threshold
+            return Finish(RunStatus.PARTIAL, "a best-effort answer would pass the spend review threshold")
         return await hold_spend_past(state, state.usage.cost_usd, worst_usd, review_at)
     held = await hold_spend(state, worst_usd, reserved.total_tokens)
     if isinstance(held, Finish):

@@ -167,7 +167,7 @@ async def _resume_loop(state: RunState, item: ReviewItem) -> Finish | None:
     if item.status == "denied":
         await _journal_decision(state, item)
         note = f": {item.note}" if item.note else ""
-        return Finish(RunStatus.PARTIAL, f"loop detected; {item.decided_by} stopped the run{note}")
+        return Finish(RunStatus.PARTIAL, f"loop detected; {item.decided_by} stopped the run{note}", salvage=True)
     feedback = loop_feedback(item)
     await _journal_decision(state, item, loop=True, feedback=feedback)
     state.spec.loop_detector.forget(state.loop)

@@ -15,6 +15,7 @@ from keel._pipeline.conclude import conclude
 from keel._pipeline.finish import finish, start
 from keel._pipeline.guard import screen_task
 from keel._pipeline.propose import propose
+from keel._pipeline.salvage import best_effort, salvageable
 from keel._pipeline.state import Finish, RunSpec, RunState
 from keel.models.base import ModelResponse
 from keel.result import RunResult, RunStatus
@@ -42,6 +43,8 @@ async def drive_to_end(state: RunState, first: Callable[[], Awaitable[Finish | N
     """Take the `first` step, then model turns until the run ends; finish it (journaled) whatever happens."""
     try:
         end = await first() or await _drive(state)
+        if salvageable(state, end):
+            end = await best_effort(state, end)
     except BaseException as exc:
         # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync), or a programming error (a bug in a
         # custom Model, model requests disabled in tests): the journal still says how the run ended, then the

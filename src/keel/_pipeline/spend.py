@@ -96,5 +96,6 @@ async def hold_tool_spend(state: RunState, usd: float) -> Hold | Finish | None:
         return Finish(
             RunStatus.PARTIAL,
             f"budget exhausted: the paid tool calls ({usd:g} USD) would exceed max_cost_usd={ceiling:g}",
+            salvage=True,
         )
     return await hold_spend(state, usd, 0)

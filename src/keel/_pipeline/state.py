@@ -153,3 +153,6 @@ class Finish:
     reason: str
     output: Any = UNSET
     not_done: tuple[str, ...] = ()
+    salvage: bool = False
+    """A bounded stop after which the model may still give a best-effort answer from what the run gathered
+    (budget, steps, time, loop, rejections); not after a provider failure, a spending limit or a person's no."""
