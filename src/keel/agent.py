@@ -160,21 +160,25 @@ class Agent:
         run_id = f"run-{uuid.uuid4().hex[:16]}"
         return await run_pipeline(self._spec(run_id, task, session_id, user))
 
-    async def resume(self, run_id: str) -> RunResult:
-        """Continue a run that paused for a person (status ESCALATED), once its review items are decided.
+    async def resume(self, run_id: str, *, force: bool = False) -> RunResult:
+        """Continue a run that paused for a person (ESCALATED) or whose process died (still marked running).
 
         The run goes on from its journal: nothing that already ran runs again; an approved action runs once, a
-        denied one is reported to the model as denied. It may pause again (another approval needed).
+        denied one is reported to the model as denied. It may pause again (another approval needed). A run whose
+        process died is taken over only when that process is gone from this host; `force` takes over a run Keel
+        cannot check (its process was on another host). A side effect that was started and may have happened is
+        not repeated without a person's approval, unless the tool is idempotent or takes the idempotency key.
 
         Raises:
             UnknownRunError: no such run in this agent's store.
-            ResumeError: the run is not escalated (finished, running, or resumed meanwhile by another
-                process), belongs to another agent, or a review item is still pending.
+            ResumeError: the run has finished, is still running (its process is alive, or cannot be checked
+                without `force`), was resumed meanwhile by another process, belongs to another agent, or a review
+                item is still pending.
         """
         row = await self.store.get_run(run_id)
         events = await self.store.events(run_id)
         user = events[0].payload.get("user") if events else None
-        return await resume_pipeline(self._spec(run_id, row.task, row.session_id, user))
+        return await resume_pipeline(self._spec(run_id, row.task, row.session_id, user), force=force)
 
     def _spec(self, run_id: str, task: str, session_id: str | None, user: str | None) -> RunSpec:
         return RunSpec(
@@ -224,9 +228,9 @@ class Agent:
         """`run` for code without an event loop."""
         return self._sync(self.run(task, session_id=session_id, user=user), "run")
 
-    def resume_sync(self, run_id: str) -> RunResult:
+    def resume_sync(self, run_id: str, *, force: bool = False) -> RunResult:
         """`resume` for code without an event loop."""
-        return self._sync(self.resume(run_id), "resume")
+        return self._sync(self.resume(run_id, force=force), "resume")
 
 
 def _caller_module() -> dict[str, str] | None:

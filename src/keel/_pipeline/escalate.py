@@ -9,6 +9,7 @@ journal alone is the checkpoint.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +102,13 @@ async def hold_tool_calls(
 
 
 async def hold_failed_calls(
-    state: RunState, failed: list[tuple[ValidCall, str]], trigger: Trigger = "failure"
+    state: RunState, failed: list[tuple[ValidCall, str]], trigger: Trigger = "failure", also: Sequence[ToolCall] = ()
 ) -> Finish:
     """Pause after required tools failed every attempt and alternative (or may have run before a crash).
 
     Approving a call runs it again (its whole failure chain, same idempotency key); denying it tells the model
-    it was not done. The calls' failed attempts stay in the journal; resume answers each call once.
+    it was not done. The calls' failed attempts stay in the journal; resume answers each call once. The calls in
+    `also` need no decision: they run at resume with the approved ones.
     """
     asks = [
         (reason, v.call.name, v.args.model_dump(mode="json"), severity_rank(v.tool.severity)) for v, reason in failed
@@ -114,7 +116,9 @@ async def hold_failed_calls(
     items = await _queue(state, asks)
     pending: dict[str, Any] = {
         "kind": "tool_calls",
-        "calls": [{"id": v.call.id, "name": v.call.name, "arguments": v.call.arguments} for v, _ in failed],
+        "calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in (*also, *(v.call for v, _ in failed))
+        ],
         "reviews": {v.call.id: item.id for (v, _), item in zip(failed, items, strict=True)},
         "retry": True,
     }

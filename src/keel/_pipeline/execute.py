@@ -29,9 +29,9 @@ from keel._pipeline.state import CallOrdinals, RunState
 from keel._pipeline.validate import ValidCall
 from keel.tools.context import ToolContext
 
-__all__ = ["ToolOutcome", "execute_call"]
+__all__ = ["ToolOutcome", "call_signature", "execute_call", "idempotency_key"]
 
-Outcome = Literal["ok", "error", "timeout", "abandoned", "unavailable"]
+Outcome = Literal["ok", "error", "timeout", "abandoned", "unavailable", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,8 @@ class ToolOutcome:
     valid: ValidCall
     outcome: Outcome
     """ok; error (it raised, or its result is not JSON); timeout (stopped); abandoned (a sync tool that
-    overran its timeout and may still complete in its thread); unavailable (not run: given up on earlier)."""
+    overran its timeout and may still complete in its thread); unavailable (not run: given up on earlier);
+    interrupted (started, then the process died: its effect is unknown)."""
     content: str
     """The result as text (JSON for structured values), or the error the model will read."""
     latency_ms: float
@@ -109,7 +110,12 @@ def _in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
     return future
 
 
-def _key(run_id: str, signature: str, ordinal: int) -> str:
+def call_signature(valid: ValidCall) -> str:
+    """A call's identity for idempotency: the tool and its canonical (validated) arguments."""
+    return f"{valid.tool.name}\x00{valid.args.model_dump_json()}"
+
+
+def idempotency_key(run_id: str, signature: str, ordinal: int) -> str:
     """Same run, tool, arguments and ordinal → same key, across retries and resumes."""
     return hashlib.sha256(f"{run_id}\x00{signature}\x00{ordinal}".encode()).hexdigest()[:32]
 
@@ -118,10 +124,10 @@ async def execute_call(state: RunState, valid: ValidCall, *, attempt: int = 1) -
     """Run `valid` once (its `attempt`-th try), bounded by the tool's timeout and the run's remaining time."""
     spec = state.spec
     tool = valid.tool
-    signature = f"{tool.name}\x00{valid.args.model_dump_json()}"
+    signature = call_signature(valid)
     ordinals = state.call_ordinals.setdefault(signature, CallOrdinals())
     ordinal = ordinals.take()
-    key = _key(spec.run_id, signature, ordinal)
+    key = idempotency_key(spec.run_id, signature, ordinal)
     remaining = state.remaining_s()
     timeout = tool.timeout_s if remaining is None else min(tool.timeout_s, remaining)
     started = time.perf_counter()

@@ -13,6 +13,7 @@ from keel._pipeline.record import next_event
 from keel._pipeline.state import UNSET, Finish, RunSpec, RunState
 from keel.journal import EventKind
 from keel.models.base import UserMessage
+from keel.recovery.owner import ProcessOwner
 from keel.result import RunReport, RunResult, RunStatus
 from keel.store.base import RunRecord
 
@@ -44,6 +45,7 @@ async def start(spec: RunSpec) -> RunState:
             "output_schema": spec.output_type.__name__ if spec.output_type is not None else None,
             "user": spec.user,
             "defined_in": spec.defined_in,
+            "owner": ProcessOwner.current().as_payload(),
         },
     )
     await spec.store.create_run(row, event)

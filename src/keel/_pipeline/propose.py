@@ -16,7 +16,7 @@ from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
 from keel.journal import EventKind, Phase
 from keel.models.base import AssistantMessage, Message, ModelRequest, ModelResponse, RequestUsage
-from keel.recovery.retry import attempts
+from keel.recovery.retry import NO_RETRY, attempts
 from keel.result import RunStatus
 
 __all__ = ["FinalTurn", "propose", "request_for"]
@@ -71,21 +71,25 @@ async def propose(state: RunState, final: FinalTurn | None = None) -> ModelRespo
     to a fallback model (`fallback_used`); a fallback model serves the rest of the run.
     """
     tried = 0
+    # The best-effort answer is one call past the run's bounds: never retried, never handed down the chain.
+    policy = NO_RETRY if final is not None else state.spec.retry
+    max_steps = state.spec.budget.max_steps
     while True:  # bounded: each pass moves one model down the fallback chain
         outcome = await attempts(
-            state.spec.retry,
+            policy,
             lambda attempt: _attempt(state, attempt, final),
             should_retry=lambda result: isinstance(result, CallFailed) and result.retryable,
             before_wait=lambda result, attempt, delay_s: _retry_scheduled(state, result, attempt, delay_s),
             wait_at_least=lambda result: (result.retry_after_s or 0.0) if isinstance(result, CallFailed) else 0.0,
             time_left=state.remaining_s,
+            may_go_on=lambda: state.steps < max_steps,
         )
         if not isinstance(outcome, CallFailed):
             return outcome
-        fallbacks = state.spec.fallback_models
+        fallbacks = state.spec.fallback_models if final is None else ()
         current = state.current_model
         index = next((i for i, m in enumerate(fallbacks) if m is current), -1) + 1
-        if index >= len(fallbacks) or tried >= len(fallbacks):
+        if index >= len(fallbacks) or tried >= len(fallbacks) or state.steps >= max_steps:
             return outcome.finish
         tried += 1
         await record(

@@ -48,7 +48,7 @@ def policy_for(tool: Tool, agent_policy: RetryPolicy) -> RetryPolicy:
 def _transient(outcome: ToolOutcome, policy: RetryPolicy) -> bool:
     """Whether the failure is one the policy retries (and, once retries are spent, one to fall back from)."""
     match outcome.outcome:
-        case "ok" | "unavailable":
+        case "ok" | "unavailable" | "interrupted":
             return False
         case "timeout":
             return policy.retries(TimeoutError())
@@ -103,6 +103,9 @@ async def _with_retries(state: RunState, valid: ValidCall) -> tuple[ToolOutcome,
 
     async def once(attempt: int) -> ToolOutcome:
         nonlocal spent
+        if valid.tool.side_effects:  # so a crash mid-call is known at resume: the effect may have happened
+            marker = {"stage": "tool_started", "call_id": valid.call.id, "tool": valid.tool.name, "attempt": attempt}
+            await record(state, EventKind.CHECKPOINT, marker)
         result = await execute_call(state, valid, attempt=attempt)
         spent += result.spent_usd
         await _journal(state, result, attempt)

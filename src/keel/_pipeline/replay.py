@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel._pipeline.act import call_summary
+from keel._pipeline.execute import call_signature
 from keel._pipeline.recover import degrade_message
 from keel._pipeline.state import CallOrdinals, RunSpec, RunState
 from keel._pipeline.validate import ValidCall, validate_call
@@ -57,12 +58,14 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
     state = RunState(spec=spec, messages=[UserMessage(spec.task)], row=row, events=list(events))
     state.seq = events[-1].seq if events else 0
     turn = _Turn()
-    elapsed = 0.0
+    elapsed, segment_start = 0.0, None
     for event in events:
         payload = event.payload
         match event.kind:
-            case EventKind.RUN_STARTED if event.seq == 1:
-                state.informed_by = [event.seq]
+            case EventKind.RUN_STARTED:
+                segment_start = event.ts
+                if event.seq == 1:
+                    state.informed_by = [event.seq]
             case EventKind.MODEL_CALLED:
                 turn.flush(state)
                 _model_called(state, turn, event)
@@ -78,7 +81,7 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
             case EventKind.REVIEW_DECIDED:
                 _review_decided(state, turn, event)
             case EventKind.ESCALATED:
-                elapsed = float(payload.get("elapsed_s", 0.0))
+                elapsed, segment_start = float(payload.get("elapsed_s", 0.0)), None
                 _held_again(turn, payload)
             case EventKind.FALLBACK_USED:
                 _fallback_used(state, turn, payload)
@@ -91,7 +94,9 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
             case _:
                 pass  # budget and lifecycle events change nothing the next step reads
     turn.flush(state)
-    state.started = time.monotonic() - elapsed  # time spent waiting for a person is not the run's time
+    if segment_start is not None and events:  # the last segment ran until its process died
+        elapsed += max(0.0, events[-1].ts - segment_start)
+    state.started = time.monotonic() - elapsed  # time spent waiting for a person, or dead, is not the run's time
     return state
 
 
@@ -147,7 +152,7 @@ def _replay_ordinal(state: RunState, call: ToolCall, ordinal: int, ok: bool) -> 
     valid = validate_call(state.spec.registry, call)
     if not isinstance(valid, ValidCall):
         return  # the tool is gone or changed: a call of it cannot be made again anyway
-    ordinals = state.call_ordinals.setdefault(f"{valid.tool.name}\x00{valid.args.model_dump_json()}", CallOrdinals())
+    ordinals = state.call_ordinals.setdefault(call_signature(valid), CallOrdinals())
     ordinals.next = max(ordinals.next, ordinal + 1)
     if ok:
         ordinals.free = [free for free in ordinals.free if free != ordinal]
@@ -159,7 +164,7 @@ def _next_ordinal(state: RunState, call: ToolCall) -> int:
     valid = validate_call(state.spec.registry, call)
     if not isinstance(valid, ValidCall):
         return 0
-    ordinals = state.call_ordinals.get(f"{valid.tool.name}\x00{valid.args.model_dump_json()}")
+    ordinals = state.call_ordinals.get(call_signature(valid))
     return ordinals.next if ordinals is not None else 0
 
 

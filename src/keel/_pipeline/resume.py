@@ -15,6 +15,7 @@ from typing import Any
 from keel._pipeline.act import act
 from keel._pipeline.conclude import deliver
 from keel._pipeline.escalate import denial_feedback, loop_feedback
+from keel._pipeline.interrupted import resume_interrupted
 from keel._pipeline.record import next_event, record
 from keel._pipeline.replay import replay
 from keel._pipeline.run import drive_to_end
@@ -28,12 +29,14 @@ from keel.store.base import ReviewItem, RunRecord
 __all__ = ["resume_pipeline"]
 
 
-async def resume_pipeline(spec: RunSpec) -> RunResult:
-    """Continue the escalated run `spec.run_id` to its end (or its next pause) and return the result."""
+async def resume_pipeline(spec: RunSpec, *, force: bool = False) -> RunResult:
+    """Continue the run `spec.run_id` — escalated, or left running by a process that died — to its end."""
     store = spec.store
     row = await store.get_run(spec.run_id)
     _check_resumable(spec, row)
     events = await store.events(spec.run_id)
+    if row.status is RunStatus.RUNNING:
+        return await resume_interrupted(spec, row, events, force=force)
     paused = next((e for e in reversed(events) if e.kind is EventKind.ESCALATED), None)
     if paused is None:
         raise ResumeError(f"run {spec.run_id} is escalated but its journal has no `escalated` event to resume from")
@@ -55,13 +58,8 @@ def _check_resumable(spec: RunSpec, row: RunRecord) -> None:
         raise ResumeError(
             f"run {row.run_id} belongs to agent {row.agent!r}; resume it with that agent, not {spec.agent!r}"
         )
-    if row.status is RunStatus.ESCALATED:
+    if row.status in (RunStatus.ESCALATED, RunStatus.RUNNING):
         return
-    if row.status is RunStatus.RUNNING:
-        raise ResumeError(
-            f"run {row.run_id} is running (or its process died mid-run): only a run escalated to a person can be "
-            "resumed"
-        )
     raise ResumeError(f"run {row.run_id} has finished ({row.status.value}: {row.reason}); there is nothing to resume")
 
 

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
 from keel.errors import StoreNotFoundError
 from keel.journal import Event
+from keel.recovery.owner import Interrupted, find_interrupted
 from keel.result import RunStatus
 from keel.store.base import RunRecord
 
@@ -62,13 +64,19 @@ def runs_command(
     status: Annotated[
         RunStatus | None, typer.Option("--status", case_sensitive=False, help="Only runs that ended so.")
     ] = None,
+    interrupted: Annotated[
+        bool, typer.Option("--interrupted", help="Only runs whose process died mid-run (resume them).")
+    ] = False,
     store: StoreOption = None,
 ) -> None:
-    """List recent runs, most recent first."""
+    """List recent runs, most recent first; --interrupted lists runs whose process died, to resume."""
     console = out_console()
     with keel_errors():
         try:
             with using_store(store, create=False) as opened:
+                if interrupted:
+                    _show_interrupted(console, run_async(find_interrupted(opened, limit=limit)))
+                    return
                 runs = run_async(opened.list_runs(limit=limit, agent=agent, session_id=session, status=status))
         except StoreNotFoundError as exc:
             console.print(Text(f"no runs yet (no store at {exc.path})", style="yellow"))
@@ -81,6 +89,29 @@ def runs_command(
     console.print(_runs_table(runs, wide=wide))
     if not wide:
         console.print(Text(f"session and reason shown from {WIDE} columns on; or see keel trace RUN_ID", style="dim"))
+
+
+def _show_interrupted(console: Console, found: list[Interrupted]) -> None:
+    if not found:
+        console.print(Text("no interrupted runs: every run marked running has a live process", style="green"))
+        return
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("run", "agent", "steps", "cost", "started", "process", "resume with"):
+        table.add_column(name, overflow="fold")
+    for item in found:
+        run, owner = item.run, item.owner
+        process = f"{owner} ({'dead' if item.alive is False else 'cannot check'})" if owner else "not recorded"
+        force = "" if item.alive is False else " --force"
+        table.add_row(
+            run.run_id,
+            run.agent,
+            str(run.steps),
+            money(run.cost_usd),
+            timestamp(run.started_at),
+            process,
+            f"keel resume {run.run_id}{force}",
+        )
+    console.print(table)
 
 
 def event_json(event: Event) -> dict[str, Any]:

@@ -81,7 +81,9 @@ def _same_file(a: str | None, b: str) -> bool:
 
 
 def resume_command(
-    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The escalated run, as `keel runs` shows it.")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The escalated or interrupted run, as `keel runs` shows it.")
+    ],
     agent: Annotated[
         str | None,
         typer.Option(
@@ -91,31 +93,36 @@ def resume_command(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Take over a run marked running whose process Keel cannot check (another host)."),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
-    """Continue an escalated run once its review items are decided.
+    """Continue an escalated run once its review items are decided, or a run whose process died.
 
     Approved actions run (once), denied ones are reported to the model, and the run goes on to its end or its
-    next pause.
+    next pause. A run interrupted by a crash goes on from its journal; a side effect it had started waits for a
+    person unless it is safe to issue again. `keel runs --interrupted` lists such runs.
 
     Exit code: 0 completed, 3 partial, escalated or rejected, 1 failed, 2 usage error (unknown run, a review
-    still pending, a run that is not escalated).
+    still pending, a finished run, a run still running).
     """
     named = load_agent(agent) if agent is not None else None
     console = out_console()
     with keel_errors():
         if store is None and named is not None:
             used = named.store
-            result = _resume(named, run_id, used, console)
+            result = _resume(named, run_id, used, console, force)
             show_result(console, result, store=used, store_flag=store_flag(used, store))
         else:
             with existing_store(store) as used:
                 chosen = named or _recorded_agent(used, run_id)
-                result = _resume(chosen, run_id, used, console)
+                result = _resume(chosen, run_id, used, console, force)
                 show_result(console, result, store=used, store_flag=store_flag(used, store))
     raise typer.Exit(exit_code(result.status))
 
 
-def _resume(agent: Agent, run_id: str, store: Store, console: Console) -> RunResult:
+def _resume(agent: Agent, run_id: str, store: Store, console: Console, force: bool) -> RunResult:
     console.print(Text.assemble(("resuming ", "bold"), f"{run_id} · agent {agent.name} · model {agent.model.name}"))
-    return run_async(observed(agent, lambda watched: watched.resume(run_id), store=store, console=console))
+    return run_async(observed(agent, lambda watched: watched.resume(run_id, force=force), store=store, console=console))

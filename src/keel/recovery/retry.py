@@ -104,6 +104,7 @@ async def attempts(
     before_wait: Callable[[T, int, float], Awaitable[None]],
     wait_at_least: Callable[[T], float] = lambda _: 0.0,
     time_left: Callable[[], float | None] = lambda: None,
+    may_go_on: Callable[[], bool] = lambda: True,
 ) -> T:
     """Call ``attempt(n)`` for n = 1, 2, … until `should_retry` is False or the policy is spent; the last result.
 
@@ -115,6 +116,8 @@ async def attempts(
             (the caller journals `retry_scheduled` here).
         wait_at_least: a floor for the wait, from the result (a provider's ``retry-after``).
         time_left: seconds the run has left, or None; a wait that does not fit ends the retries.
+        may_go_on: False when another attempt would be refused anyway (the run's step budget is spent): the
+            retries end without announcing one that cannot happen.
     """
     backoff = tenacity.wait_exponential_jitter(
         multiplier=policy.initial_delay_s, max=policy.max_delay_s, exp_base=policy.multiplier, jitter=policy.jitter
@@ -125,11 +128,11 @@ async def attempts(
         return max(float(backoff(state)), floor)
 
     class _OutOfTime(tenacity.stop.stop_base):
-        """Stop when the run cannot afford the next wait."""
+        """Stop when the run cannot afford the next wait, or the next attempt."""
 
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             left = time_left()
-            return left is not None and state.upcoming_sleep >= left
+            return (left is not None and state.upcoming_sleep >= left) or not may_go_on()
 
     stop: Any = tenacity.stop_after_attempt(policy.max_attempts) | _OutOfTime()
     if policy.total_timeout_s is not None:

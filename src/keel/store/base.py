@@ -30,6 +30,7 @@ __all__ = [
     "SpendTotals",
     "Store",
     "already_decided",
+    "moved_on",
     "not_paused",
 ]
 
@@ -162,6 +163,14 @@ def not_paused(run_id: str, status: str, paused: RunStatus) -> str:
     return (
         f"run {run_id} is {status}, not {paused.value}: it cannot be resumed (if it was {paused.value} a moment ago, "
         "another process has resumed it)"
+    )
+
+
+def moved_on(run_id: str) -> str:
+    """The message for a resume whose run gained events since the journal was read. Shared by every store."""
+    return (
+        f"run {run_id} moved on while it was being resumed: another process resumed it first, or the process "
+        "running it is still alive"
     )
 
 

@@ -20,6 +20,7 @@ from keel.store.base import (
     SpendEntry,
     SpendTotals,
     already_decided,
+    moved_on,
     not_paused,
 )
 
@@ -69,6 +70,8 @@ class MemoryStore:
                 raise UnknownRunError(f"no run {run_id!r} in the in-memory store")
             if run.status is not paused:
                 raise ResumeError(not_paused(run_id, run.status.value, paused))
+            if self._events[run_id][-1].seq != first.seq - 1:
+                raise ResumeError(moved_on(run_id))
             await self.append(first)
             run.status, run.finished_at = RunStatus.RUNNING, None
         return dataclasses.replace(run)

@@ -33,6 +33,7 @@ from keel.store.base import (
     SpendCheck,
     SpendEntry,
     SpendTotals,
+    moved_on,
     not_paused,
 )
 
@@ -212,7 +213,11 @@ class SQLiteStore:
         self._write(_INSERT_EVENT, _event_row(event))
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
-        """Claim a paused run (status `paused` → running) and append `first`, in one ``BEGIN IMMEDIATE``."""
+        """Claim a paused run (status `paused` → running) and append `first`, in one ``BEGIN IMMEDIATE``.
+
+        `first` must directly follow the journal as the caller read it: a run another process appended to since
+        (it resumed the run, or it is still running) is refused.
+        """
 
         def claim(conn: sqlite3.Connection) -> None:
             found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -220,6 +225,9 @@ class SQLiteStore:
                 raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
             if found[0] != paused.value:
                 raise ResumeError(not_paused(run_id, found[0], paused))
+            (last,) = conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+            if last != first.seq - 1:  # someone appended since the caller read the journal: it is not theirs
+                raise ResumeError(moved_on(run_id))
             conn.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
             conn.execute(_INSERT_EVENT, _event_row(first))
 
