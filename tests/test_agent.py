@@ -304,13 +304,34 @@ async def test_tokens_a_failed_call_consumed_are_charged_to_the_run():
     assert all((e.tokens_in, e.tokens_out) == (300, 700) and "stopped mid-reply" in e.payload["error"] for e in failed)
 
 
-async def test_a_cut_off_answer_is_partial():
+async def test_a_cut_off_answer_is_asked_for_again_shorter_then_partial():
     def truncated(request: ModelRequest) -> ModelResponse:
         return ModelResponse(text="Order 1234 is", finish_reason="length", usage=RequestUsage(10, 5))
 
-    result = await agent_with(FunctionModel(truncated)).run("x")
+    model = FunctionModel(truncated)
+    result = await agent_with(model, max_output_retries=1).run("x")
     assert result.status is RunStatus.PARTIAL
     assert result.output == "Order 1234 is" and "cut off" in result.report.reason
+    assert (
+        len(model.requests) == 2 and "Reply again with a shorter final answer" in model.requests[1].messages[-1].content
+    )
+
+
+async def test_a_cut_off_answer_that_a_shorter_retry_fixes_completes():
+    model = ScriptedModel([ModelResponse(text="Order 1234 is", finish_reason="length"), reply("Shipped.")])
+    result = await agent_with(model).run("x")
+    assert result.status is RunStatus.COMPLETED and result.output == "Shipped."
+
+
+async def test_an_answer_cut_off_by_the_last_of_the_budget_is_not_asked_for_again():
+    def truncated(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(text="Order 1234 is", finish_reason="length", usage=RequestUsage(100, 40))
+
+    model = FunctionModel(truncated)
+    budget = Budget(max_tokens=300, answer_reserve=0)
+    result = await agent_with(model, budget=budget, max_output_tokens=1000).run("x")
+    assert result.status is RunStatus.PARTIAL and len(model.requests) == 1
+    assert "output tokens the budget had left" in result.report.reason
 
 
 async def test_decision_trace_links_each_model_call_to_what_informed_it():

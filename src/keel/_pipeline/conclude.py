@@ -36,12 +36,7 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
     """Return the run's `Finish`, or None after asking the model for a corrected answer."""
     text = response.text or ""
     if response.finish_reason == "length":
-        return Finish(
-            RunStatus.PARTIAL,
-            f"the answer was cut off at the output-token limit ({state.spec.max_output_tokens})",
-            output=text,
-            not_done=("complete final answer",),
-        )
+        return await _cut_off(state, text)
     if response.finish_reason == "content_filter":
         return Finish(
             RunStatus.REJECTED,
@@ -78,6 +73,25 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
     await record(state, EventKind.GUARD_VERDICT, {"guard": "output_schema", "verdict": "pass"}, phase=Phase.VALIDATION)
     answer = adapter.dump_json(output).decode()
     return await deliver(state, answer, confidence=_confidence(state, response.confidence, answer, output))
+
+
+async def _cut_off(state: RunState, text: str) -> Finish | None:
+    """An answer cut off at the output limit is asked for again, shorter — unless the budget had shrunk the limit.
+
+    A call whose allowance the budget cut (the run's last affordable call) cannot be repeated with more room, so
+    the cut text is the run's best output at once; otherwise the retry is one of the bounded output corrections.
+    """
+    limit = state.spec.max_output_tokens
+    if state.last_output_allowance < limit:
+        reason = f"the answer was cut off at the {state.last_output_allowance} output tokens the budget had left"
+        return Finish(RunStatus.PARTIAL, reason, output=text, not_done=("complete final answer",))
+    message = (
+        f"Your answer was cut off at the output limit of {limit} tokens. Reply again with a shorter final answer "
+        "that fits."
+    )
+    reason = f"the answer was cut off at the output-token limit ({limit})"
+    detail = {"guard": "output_length", "verdict": "fail", "detail": reason}
+    return await _ask_again(state, message, reason, detail)
 
 
 def _confidence(state: RunState, reported: float | None, text: str, output: Any) -> float | None:

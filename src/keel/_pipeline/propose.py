@@ -231,6 +231,7 @@ async def _record_response(
     state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float, held: Hold | None, attempt: int
 ) -> ModelResponse:
     spec = state.spec
+    state.last_output_allowance = reserved.output_tokens
     response = _with_unique_call_ids(state, response)
     usage, notes = _charged_usage(response, reserved)
     price = state.current_model.price

@@ -108,6 +108,9 @@ class RunState:
     """Tools given up on in this run (every retry and alternative failed), with why: not run again (E1)."""
     loop: LoopMemory = field(default_factory=LoopMemory)
     """What the loop detector has seen (rebuilt from `checkpoint` events on resume)."""
+    last_output_allowance: int = 1 << 30
+    """The output tokens the latest model call was allowed (below `RunSpec.max_output_tokens` when the budget
+    shrank it); a cut-off answer is asked for again only when it had the full allowance."""
     model: Model | None = None
     """The model in use: `RunSpec.model` until a fallback model replaces it for the rest of the run."""
     spend_review_at_usd: float | None = None
