@@ -21,3 +21,12 @@ def test_the_person_in_the_loop_example_runs_as_written(monkeypatch, capsys):
     code = re.search(r"## A person in the loop\n.*?```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.startswith("completed Refunded 20.0 on order 1234.")
+
+
+def test_the_when_things_go_wrong_example_runs_as_written(monkeypatch, capsys):
+    monkeypatch.setenv("KEEL_STORE", "memory://")
+    code = re.search(r"## When things go wrong\n.*?```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "completed 3 Order 7 shipped (as of yesterday)."
+    assert out[1] == "['retry_scheduled', 'retry_scheduled', 'fallback_used']"

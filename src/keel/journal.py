@@ -7,16 +7,20 @@ below; there are no parallel logs.
 Event kinds (`EventKind`): when each is written, and its payload keys.
 
 - `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema, user,
-  defined_in (the agent's module and file, for ``keel resume``). A resumed run starts again with resumed, from,
-  review_ids.
+  defined_in (the agent's module and file, for ``keel resume``), owner (host, pid, started, boot_id: the process
+  running it, so a run whose process died can be told from a live one). A resumed run starts again with resumed,
+  from (escalated | running), review_ids or interrupted_after, owner.
 - `model_called`: a model call returned or failed. model, step, text, tool_calls, finish_reason, provider_id,
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
-  the events whose data it saw), reserved_tokens (the worst case authorized before the call), error; and when
+  the events whose data it saw), reserved_tokens (the worst case authorized before the call), attempt (1 for the
+  first try), error, retryable, retry_after_s, interrupted (a call lost in a crash, charged at its worst case); and when
   the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged) or
   overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
   a local model's repeated call refused).
-- `tool_called`: a tool ran. call_id, tool, arguments, outcome (ok | error | timeout | abandoned: a sync tool
-  past its timeout that may still complete), result, error, attempt, severity, side_effects, idempotency_key.
+- `tool_called`: one attempt of a tool call. call_id, tool (an alternative's name when one replaced the tool),
+  arguments, outcome (ok | error | timeout | abandoned: a sync tool past its timeout that may still complete |
+  unavailable: not run, the tool was given up on earlier | interrupted: started, then the process died), result,
+  error, attempt (0 when not run), severity, side_effects, idempotency_key, ordinal.
 - `tool_rejected`: a proposed call was refused before running. call_id, tool, arguments, reason, rejections.
 - `guard_verdict`: a guard judged an input or an output. guard, verdict (pass | fail | flag | redact | block |
   escalate), target (input | tool_output | output), detail, findings (kinds and masked previews); feedback (the
@@ -27,11 +31,16 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   review_ids, pending (the held step: tool calls, an answer, or spending), elapsed_s.
 - `review_decided`: a resumed run applies a decision. review_id, decision, by, note, action, decided_at; call_id
   (a held tool call); feedback (what the model is told of a denial); review_at_usd (approved spending).
-- `retry_scheduled`: a failed call will be tried again. attempt, delay_s, error.
-- `fallback_used`: an alternative tool or model replaced a failed one. from, to, reason.
-- `loop_detected`: the run returned to a state it had visited. state_hash, step.
+- `retry_scheduled`: a failed call will be tried again. attempt (the next one), delay_s, error; call_id and tool
+  (a tool call) or model (a model call).
+- `fallback_used`: an alternative tool or model replaced a failed one. from, to, reason; call_id (a tool call),
+  model: true (a fallback model, for the rest of the run), skipped (an alternative that could not take the
+  arguments), degraded (to: null — the tool is given up on for the run) with feedback (what the model is told).
+- `loop_detected`: the run returned to a state it had visited, or stopped learning. state_hash, step, kind
+  (repeat | no_progress), period, action (nudge, with the feedback the model read | break | escalate), detail.
 - `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd.
-- `checkpoint`: a resumable point was reached. step.
+- `checkpoint`: a resumable point was reached. After each step: step, state_hash, results (digests; the loop
+  detector's input). Before a side-effecting tool runs: stage "tool_started", call_id, tool, attempt.
 - `plan_version`: a plan was made or revised. version, steps.
 - `run_finished`: a run ended. status, reason, output, report.
 
