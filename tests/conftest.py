@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import keel.models
+from _fault_server import FaultServer
 from keel.store import MemoryStore, SQLiteStore
 
 keel.models.ALLOW_MODEL_REQUESTS = False
@@ -29,3 +30,20 @@ def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "keel.db")
     yield store
     store.close()
+
+
+@pytest.fixture
+def local_provider_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Provider requests allowed, for tests whose providers reach only a server on 127.0.0.1; no provider key or
+    base URL taken from the environment."""
+    monkeypatch.setattr(keel.models, "ALLOW_MODEL_REQUESTS", True)
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """A running `FaultServer` (tests/_fault_server.py); the test fails if it met an unexpected error."""
+    with FaultServer() as running:
+        yield running
+    assert running.errors == []

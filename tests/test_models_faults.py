@@ -15,12 +15,11 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-import keel.models
 from _fault_server import (
     ANTHROPIC_PATH,
     HTML_PROXY_PAGE,
@@ -54,19 +53,12 @@ ASK = ModelRequest(SYSTEM, (UserMessage(QUESTION),), tools=(GET_ORDER,))
 Connect = Callable[..., SDKModel[Any]]
 
 
-@pytest.fixture(autouse=True)
-def _requests_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # conftest.py disables real model requests; these only reach the FaultServer on 127.0.0.1.
-    monkeypatch.setattr(keel.models, "ALLOW_MODEL_REQUESTS", True)
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("local_provider_requests")
 
 
 @pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as running:
-        yield running
-    assert running.errors == []
+def server(fault_server: FaultServer) -> FaultServer:
+    return fault_server
 
 
 @pytest.fixture

@@ -276,20 +276,25 @@ async def test_an_agent_run_on_the_local_server_terminates_with_a_journal(server
     assert result.usage.total_tokens == sum(e.tokens_in + e.tokens_out for e in model_calls)
 
 
-def test_run_sync_closes_the_sdk_owned_connections_of_each_loop(server: LlamaServer) -> None:
-    # Each run_sync is a new event loop; a pool left open on a finished loop would be collected later with a
-    # ResourceWarning, or fail to close on a closed loop. The model reopens its client on the next run.
+def brief_agent(server: LlamaServer) -> Agent:
+    """An agent answering in one word, one request per run whatever the 135M model answers (no retry, no
+    correction of an answer cut at 8 tokens)."""
     model = OpenAIModel(ALIAS, base_url=server.base_url, temperature=0, max_retries=0, timeout_s=60)
-    once = RetryPolicy(max_attempts=1)  # one request per run, whatever the 135M model answers
-    agent = Agent(
+    return Agent(
         "brief",
         model,
         instructions="Answer in one word.",
         store=MemoryStore(),
         max_output_tokens=8,
-        retry=once,
-        max_output_retries=0,  # an answer cut at 8 tokens is not asked for again
+        retry=RetryPolicy(max_attempts=1),
+        max_output_retries=0,
     )
+
+
+def test_run_sync_closes_the_sdk_owned_connections_of_each_loop(server: LlamaServer) -> None:
+    # Each run_sync is a new event loop; a pool left open on a finished loop would be collected later with a
+    # ResourceWarning, or fail to close on a closed loop. The model reopens its client on the next run.
+    agent = brief_agent(server)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -304,17 +309,7 @@ def test_run_sync_closes_the_sdk_owned_connections_of_each_loop(server: LlamaSer
 def test_threads_sharing_one_agent_each_keep_their_own_connections(server: LlamaServer) -> None:
     # run_sync in several threads at once: each loop gets its own SDK client, and one thread's run closing its
     # pool must not close another's mid-request.
-    model = OpenAIModel(ALIAS, base_url=server.base_url, temperature=0, max_retries=0, timeout_s=60)
-    once = RetryPolicy(max_attempts=1)  # one request per run, whatever the 135M model answers
-    agent = Agent(
-        "brief",
-        model,
-        instructions="Answer in one word.",
-        store=MemoryStore(),
-        max_output_tokens=8,
-        retry=once,
-        max_output_retries=0,  # an answer cut at 8 tokens is not asked for again
-    )
+    agent = brief_agent(server)
     results: dict[int, RunResult] = {}
 
     def work(i: int) -> None:

@@ -8,13 +8,22 @@ over to a fallback model, then ends PARTIAL or FAILED — never an exception, ne
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-import keel.models
-from _fault_server import HTML_PROXY_PAGE, Drop, FaultServer, Hang, HTTPError, Item, Reply, ToolUse, Truncated
+from _fault_server import (
+    HTML_PROXY_PAGE,
+    Drop,
+    FaultServer,
+    Hang,
+    HTTPError,
+    Item,
+    Reply,
+    ToolUse,
+    Truncated,
+)
 from keel import Agent, EventKind, RetryPolicy, RunStatus, tool
 from keel.models import Model
 from keel.models.anthropic import AnthropicModel
@@ -31,18 +40,12 @@ def get_order(order_id: str) -> dict[str, str]:
     return {"order_id": order_id, "status": "shipped"}
 
 
-@pytest.fixture(autouse=True)
-def _requests_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(keel.models, "ALLOW_MODEL_REQUESTS", True)  # only the FaultServer on 127.0.0.1 is reached
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("local_provider_requests")
 
 
 @pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as running:
-        yield running
-    assert running.errors == []
+def server(fault_server: FaultServer) -> FaultServer:
+    return fault_server
 
 
 @pytest.fixture(params=["openai", "anthropic"])
