@@ -216,8 +216,9 @@ def failing_then(failures: list[Exception], answer: str = "Done."):
 async def test_a_rate_limited_model_call_waits_as_long_as_the_provider_asks_then_succeeds() -> None:
     limited = ModelError("429 Too Many Requests", retryable=True, status_code=429, retry_after_s=0.2)
     model = FunctionModel(failing_then([limited]), price=(1.0, 1.0))
+    patient = RetryPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=1, jitter=0.01)
     started = time.monotonic()
-    result = await agent(model, []).run("x")
+    result = await agent(model, [], retry=patient).run("x")
 
     assert result.status is RunStatus.COMPLETED and time.monotonic() - started >= 0.2
     [wait] = events(result, EventKind.RETRY_SCHEDULED)
@@ -225,6 +226,16 @@ async def test_a_rate_limited_model_call_waits_as_long_as_the_provider_asks_then
     calls = events(result, EventKind.MODEL_CALLED)
     assert [(c["attempt"], "error" in c) for c in calls] == [(1, True), (2, False)]
     assert result.usage.requests == 2  # the failed attempt counts
+
+
+async def test_a_retry_after_beyond_the_policys_longest_wait_hands_over_instead_of_waiting() -> None:
+    limited = ModelError("429 Too Many Requests", retryable=True, status_code=429, retry_after_s=86_400)
+    backup = ScriptedModel([reply("Done by the backup.")], name="test:backup")
+    started = time.monotonic()
+    result = await agent(FunctionModel(failing_then([limited])), [], fallback_models=[backup]).run("x")
+
+    assert time.monotonic() - started < 1 and result.output == "Done by the backup."
+    assert events(result, EventKind.RETRY_SCHEDULED) == []  # no day-long wait announced, none taken
 
 
 async def test_a_model_that_keeps_failing_hands_over_to_the_fallback_for_the_rest_of_the_run() -> None:
@@ -263,3 +274,39 @@ async def test_a_cancelled_retry_wait_closes_the_run() -> None:
         await task
     [row] = await desk.store.list_runs()
     assert row.status is RunStatus.FAILED and "cancelled" in (row.reason or "")
+
+
+async def test_a_model_call_that_timed_out_is_charged_its_worst_case_so_the_budget_still_holds() -> None:
+    model = FunctionModel(failing_then([TimeoutError("read timeout")] * 2), price=(100.0, 100.0))
+    result = await agent(model, [], budget=Budget(max_cost_usd=0.5), max_output_tokens=100).run("x")
+
+    failed = [e for e in result.events if e.kind is EventKind.MODEL_CALLED and "error" in e.payload]
+    assert len(failed) == 2 and all(e.payload["usage_estimated"] and e.cost_usd > 0 for e in failed)
+    assert result.usage.cost_usd == pytest.approx(sum(e.cost_usd for e in result.events))
+    assert result.usage.cost_usd <= 0.5
+
+
+async def test_tools_never_use_the_time_kept_for_the_best_effort_answer() -> None:
+    @tool(trusted=True, timeout_s=30)
+    async def slow_report(topic: str) -> str:
+        """Build a report (slowly)."""
+        await asyncio.sleep(30)
+        return "never"
+
+    script = [call("get_order", order_id="7"), call("slow_report", topic="q3"), reply("Order 7 shipped; no report.")]
+    model = ScriptedModel(script)
+    result = await agent(model, [lookup_tool(Flaky(0)), slow_report], budget=Budget(timeout_s=1.0)).run("x")
+
+    timed_out = [e for e in result.events if e.kind is EventKind.TOOL_CALLED][-1]
+    assert timed_out.payload["outcome"] == "timeout" and timed_out.latency_ms < 950  # the last 10% stayed free
+    assert result.status is RunStatus.PARTIAL and result.output == "Order 7 shipped; no report."
+
+
+async def test_a_degraded_tool_and_its_failed_alternatives_are_no_longer_offered_to_the_model() -> None:
+    tools = [lookup_tool(Flaky(99), alternatives=["by_ticket"]), lookup_tool(Flaky(99), name="by_ticket")]
+    model = ScriptedModel([call("get_order", order_id="7"), reply("Lookups are down.")])
+    result = await agent(model, tools).run("x")
+
+    assert result.status is RunStatus.COMPLETED
+    assert [t.name for t in model.requests[0].tools] == ["get_order", "by_ticket"]
+    assert model.requests[1].tools == ()

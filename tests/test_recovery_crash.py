@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,13 +23,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from crash_agents import PLAN, desk
-from keel import EventKind, ReviewQueue, RunStatus
+from crash_agents import PLAN, desk, lookup
+from keel import Agent, Escalation, Event, EventKind, RetryPolicy, ReviewQueue, RunStatus, tool
 from keel.cli.main import app
 from keel.cost import SpendLedger
 from keel.errors import ResumeError
-from keel.recovery import find_interrupted
-from keel.store import SQLiteStore
+from keel.recovery import ProcessOwner, find_interrupted
+from keel.store import MemoryStore, RunRecord, SQLiteStore
+from keel.testing import FunctionModel, reply
 
 TESTS = Path(__file__).parent
 
@@ -282,3 +284,110 @@ def test_random_kills_never_repeat_a_side_effect_without_its_key_or_a_person(tmp
                 keys = {e["key"] for e in ran if (e["tool"], e["order"]) == (name, order)}
                 assert len(keys) == 1, (trial, order, keys)  # every issue of the payment carried one key
     assert resumed >= 4, "most kills landed mid-run"
+
+
+# --- journals cut at exact points (written by hand: the state a SIGKILL leaves at that instant) ---------------
+
+
+def dead_owner() -> dict:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return ProcessOwner(socket.gethostname(), int(finished.stdout)).as_payload()  # that pid has exited
+
+
+def crashed_run(store: MemoryStore, agent: Agent, *payloads: tuple[EventKind, dict]) -> str:
+    """A run of `agent` whose journal holds `payloads` after its run_started, left running by a dead process."""
+    run_id = "run-crashed"
+    started = {"agent": agent.name, "task": "go", "owner": dead_owner()}
+    first = Event(run_id, 1, EventKind.RUN_STARTED, payload=started)
+    asyncio.run(store.create_run(RunRecord(run_id, agent.name, "go", agent.model.name, started_at=time.time()), first))
+    for seq, (kind, payload) in enumerate(payloads, start=2):
+        asyncio.run(store.append(Event(run_id, seq, kind, payload=payload)))
+    return run_id
+
+
+def turn(*calls: tuple[str, str, dict]) -> tuple[EventKind, dict]:
+    tool_calls = [{"id": i, "name": n, "arguments": json.dumps(a)} for i, n, a in calls]
+    return EventKind.MODEL_CALLED, {"model": "test:function", "step": 1, "text": None, "tool_calls": tool_calls}
+
+
+wires: list[str] = []
+
+
+@tool(severity="high", side_effects=True, trusted=True)
+def wire(amount: float) -> str:
+    """Wire money (needs a person's approval under Escalation(severity="high"))."""
+    wires.append(f"wire {amount}")
+    return "wired"
+
+
+def test_a_turn_cut_off_before_its_approval_asks_for_it_again() -> None:
+    wires.clear()
+    model = FunctionModel(lambda request: reply("done"))
+    agent = Agent("bank", model, tools=[wire], escalation=Escalation(severity="high"), store=MemoryStore(), guards=[])
+    run_id = crashed_run(agent.store, agent, turn(("c1", "wire", {"amount": 1000})))  # died while holding it
+
+    result = agent.resume_sync(run_id)
+    assert result.status is RunStatus.ESCALATED and wires == [], "an unapproved high-severity call never runs"
+
+
+def test_a_retry_attempt_in_flight_is_interrupted_and_goes_to_a_person() -> None:
+    shipped: list[str] = []
+
+    @tool(side_effects=True, severity="low", trusted=True, retry=RetryPolicy(max_attempts=3, initial_delay_s=0))
+    def ship(order_id: str) -> str:
+        """Ship an order (no idempotency key: a repeat ships twice)."""
+        shipped.append(order_id)
+        return "shipped"
+
+    agent = Agent("shop", FunctionModel(lambda r: reply("ok")), tools=[ship], store=MemoryStore(), guards=[])
+    started = {"stage": "tool_started", "call_id": "c1", "tool": "ship"}
+    failed = {
+        "call_id": "c1",
+        "tool": "ship",
+        "arguments": {"order_id": "1"},
+        "outcome": "error",
+        "attempt": 1,
+        "result": None,
+        "error": "Tool 'ship' failed: ConnectionError: reset",
+        "ordinal": 0,
+    }
+    run_id = crashed_run(
+        agent.store,
+        agent,
+        turn(("c1", "ship", {"order_id": "1"})),
+        (EventKind.CHECKPOINT, {**started, "attempt": 1}),
+        (EventKind.TOOL_CALLED, failed),
+        (EventKind.RETRY_SCHEDULED, {"call_id": "c1", "tool": "ship", "attempt": 2, "delay_s": 0.0}),
+        (EventKind.CHECKPOINT, {**started, "attempt": 2}),  # the second attempt was running when it died
+    )
+    result = agent.resume_sync(run_id)
+    assert result.status is RunStatus.ESCALATED and shipped == []
+    [item] = ReviewQueue(agent.store).pending_sync(run_id=run_id)
+    assert "side effect may have happened" in item.reason
+
+
+def test_a_decided_stop_stands_when_the_process_died_during_the_best_effort_answer() -> None:
+    answers = FunctionModel(lambda request: reply("Best I can say: order 1 is open." if not request.tools else "?"))
+    agent = Agent("desk", answers, tools=[lookup], store=MemoryStore(), guards=[])
+    result_1 = {
+        "call_id": "c1",
+        "tool": "lookup",
+        "arguments": {"order_id": "1"},
+        "outcome": "ok",
+        "attempt": 1,
+        "result": "order 1: open",
+        "error": None,
+        "ordinal": 0,
+    }
+    run_id = crashed_run(
+        agent.store,
+        agent,
+        turn(("c1", "lookup", {"order_id": "1"})),
+        (EventKind.TOOL_CALLED, result_1),
+        (EventKind.LOOP_DETECTED, {"action": "break", "kind": "repeat"}),
+        (EventKind.CHECKPOINT, {"stage": "stopping", "reason": "loop detected: the same tool calls returned ..."}),
+    )
+    result = agent.resume_sync(run_id)
+    assert result.status is RunStatus.PARTIAL and result.report.reason.startswith("loop detected")
+    assert result.output == "Best I can say: order 1 is open."
+    assert all(not r.tools for r in answers.requests), "no ordinary turn after the decided stop"

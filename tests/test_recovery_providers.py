@@ -85,7 +85,8 @@ def kinds(result, kind: EventKind) -> list[dict]:
 async def test_a_rate_limit_is_waited_out_as_the_provider_asks(provider, server, connect) -> None:
     server.script(HTTPError(429, retry_after=0.3), ANSWER)
     started = time.monotonic()
-    result = await desk(connect(provider)).run("Where is order 1234?")
+    patient = RetryPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=1)
+    result = await desk(connect(provider), retry=patient).run("Where is order 1234?")
 
     assert result.status is RunStatus.COMPLETED and result.output == "Order 1234 has shipped."
     assert time.monotonic() - started >= 0.3

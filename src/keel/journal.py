@@ -40,7 +40,8 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   (repeat | no_progress), period, action (nudge, with the feedback the model read | break | escalate), detail.
 - `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd.
 - `checkpoint`: a resumable point was reached. After each step: step, state_hash, results (digests; the loop
-  detector's input). Before a side-effecting tool runs: stage "tool_started", call_id, tool, attempt.
+  detector's input). Before a side-effecting tool runs: stage "tool_started", call_id, tool, attempt. Before a
+  stopped run's best-effort answer: stage "stopping", reason (a resumed run keeps to the decided stop).
 - `plan_version`: a plan was made or revised. version, steps.
 - `run_finished`: a run ended. status, reason, output, report.
 

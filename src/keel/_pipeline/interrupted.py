@@ -15,19 +15,17 @@ instead. Then the journal's tail says where the run was:
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from keel._pipeline.act import act
 from keel._pipeline.conclude import conclude
 from keel._pipeline.escalate import hold_failed_calls
-from keel._pipeline.execute import call_signature, idempotency_key
+from keel._pipeline.execute import ToolOutcome, call_signature, idempotency_key
 from keel._pipeline.record import next_event, record
+from keel._pipeline.recover import journal_attempt
 from keel._pipeline.replay import replay
 from keel._pipeline.run import drive_to_end
+from keel._pipeline.spend import Hold
 from keel._pipeline.state import CallOrdinals, Finish, RunSpec, RunState
 from keel._pipeline.validate import ValidCall, validate_call
-from keel.cost.ledger import Reservation, SpendLedger
 from keel.errors import ResumeError
 from keel.journal import Event, EventKind, Phase
 from keel.models.base import ModelResponse, ToolCall
@@ -83,9 +81,11 @@ async def _pick_up(state: RunState, events: list[Event]) -> Finish | None:
     if last.phase is Phase.SUMMARIZATION:
         reason = "stopped by a bound and answered from what it gathered; its process died before it was closed"
         return Finish(RunStatus.PARTIAL, reason)
+    if (stop := _stopping(after)) is not None:
+        return stop
     calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in last.payload.get("tool_calls") or ()]
     if calls:
-        return await _finish_turn(state, calls, after)
+        return await _finish_turn(state, calls, after, last.payload.get("confidence"))
     if any(e.kind is EventKind.GUARD_VERDICT and "feedback" in e.payload for e in after):
         return None  # the answer was judged and sent back: the correction is in the conversation
     response = ModelResponse(
@@ -96,60 +96,67 @@ async def _pick_up(state: RunState, events: list[Event]) -> Finish | None:
     return await conclude(state, response)
 
 
+def _stopping(after: list[Event]) -> Finish | None:
+    """A bounded stop the run had decided (journaled before its best-effort answer): it still stands."""
+    for event in reversed(after):
+        if event.kind is EventKind.CHECKPOINT and event.payload.get("stage") == "stopping":
+            return Finish(RunStatus.PARTIAL, str(event.payload.get("reason")), salvage=True)
+    return None
+
+
 async def _charge_lost_call(state: RunState, events: list[Event]) -> None:
-    """A model call in flight when the process died may have been billed: charge its reserved worst case."""
+    """Settle what the dead process held in the spend ledger at its worst case: it may have been spent.
+
+    A model call in flight (a `budget_reserved` with tokens and no `model_called` after it) is also charged to
+    the run and journaled; a turn's paid tools hold only money, and their invocations are journaled already.
+    """
     reserved = next((e for e in reversed(events) if e.kind is EventKind.BUDGET_RESERVED), None)
-    if reserved is None or int(reserved.payload.get("tokens", 0)) == 0:
-        return  # no model reservation (or a paid tools' one, settled by the turn's tool events)
-    if any(e.kind is EventKind.MODEL_CALLED for e in events if e.seq > reserved.seq):
+    if reserved is None or any(e.kind is EventKind.MODEL_CALLED for e in events if e.seq > reserved.seq):
         return
-    payload = reserved.payload
-    usd, tokens = float(payload.get("usd", 0.0)), int(payload.get("tokens", 0))
-    state.usage.add_request(reserved.phase, tokens, 0, usd)
-    await record(
-        state,
-        EventKind.MODEL_CALLED,
-        {
+    held = Hold.journaled(state.spec.store, state.spec.run_id, reserved)
+    usd, tokens = held.reservation.usd, held.reservation.tokens
+    if tokens:
+        state.usage.add_request(reserved.phase, tokens, 0, usd)
+        payload = {
             "model": state.current_model.name,
             "step": state.steps,
             "error": "interrupted: the process died during this call; charged at its reserved worst case",
             "reserved_tokens": tokens,
             "attempt": 0,
             "interrupted": True,
-        },
-        tokens_in=tokens,
-        cost_usd=usd,
-        phase=reserved.phase,
-    )
-    ttl = float(payload.get("ttl_s", 0.0))
-    held = Reservation(
-        payload["entry_id"],
-        state.spec.run_id,
-        tuple(payload.get("keys", ())),
-        reserved.ts,
-        usd,
-        tokens,
-        reserved.ts + ttl,
-    )
-    await SpendLedger(state.spec.store).settle(held, usd, tokens)
+        }
+        await record(state, EventKind.MODEL_CALLED, payload, tokens_in=tokens, cost_usd=usd, phase=reserved.phase)
+    await held.settle(usd, tokens)
 
 
-def _answered(after: list[Event]) -> set[str]:
-    """Call ids of the last turn that have their answer in the journal."""
-    done: set[str] = set()
+def _call_states(after: list[Event]) -> tuple[set[str], set[str]]:
+    """The last turn's calls that have their answer in the journal, and those started without one.
+
+    A call is answered by its latest attempt (`tool_called`), a rejection, a denial or a degradation — unless an
+    attempt was started after it (a retry, an alternative) and never reported back: that one is in doubt. A call
+    whose chain died between attempts keeps its last attempt as its answer: the model reads that error and may
+    ask again; repeating an attempt here could repeat a side effect.
+    """
+    answered: set[str] = set()
+    started: set[str] = set()
     for event in after:
         call_id = event.payload.get("call_id")
         if not isinstance(call_id, str):
             continue
-        if event.kind is EventKind.TOOL_CALLED and event.payload.get("outcome") != "interrupted":
-            done.add(call_id)
-        elif event.kind is EventKind.TOOL_REJECTED:
-            done.add(call_id)
-        elif event.kind is EventKind.REVIEW_DECIDED and event.payload.get("decision") == "denied":
-            done.add(call_id)
+        if event.kind is EventKind.CHECKPOINT and event.payload.get("stage") == "tool_started":
+            started.add(call_id)
+            answered.discard(call_id)
+        elif event.kind is EventKind.TOOL_CALLED and event.payload.get("outcome") != "interrupted":
+            answered.add(call_id)
+            started.discard(call_id)
+        elif event.kind is EventKind.TOOL_REJECTED or (
+            event.kind is EventKind.REVIEW_DECIDED and event.payload.get("decision") == "denied"
+        ):
+            answered.add(call_id)
         elif event.kind is EventKind.FALLBACK_USED and event.payload.get("degraded"):
-            done.add(call_id)
-    return done
+            answered.add(call_id)
+            started.discard(call_id)
+    return answered, started
 
 
 def _safe_to_repeat(valid: ValidCall) -> bool:
@@ -158,14 +165,17 @@ def _safe_to_repeat(valid: ValidCall) -> bool:
     return not tool.side_effects or tool.idempotent or tool.context_param is not None
 
 
-async def _finish_turn(state: RunState, calls: list[ToolCall], after: list[Event]) -> Finish | None:
+async def _finish_turn(
+    state: RunState, calls: list[ToolCall], after: list[Event], confidence: float | None
+) -> Finish | None:
     """Answer the last turn's calls that have no answer yet; a side effect that may have happened waits for a person."""
-    answered = _answered(after)
-    started = {
-        e.payload.get("call_id")
-        for e in after
-        if e.kind is EventKind.CHECKPOINT and e.payload.get("stage") == "tool_started"
-    }
+    if any(e.kind is EventKind.CHECKPOINT and "state_hash" in e.payload for e in after):
+        return None  # the step was complete
+    if not any(e.kind in _TURN_BEGUN for e in after):
+        # Nothing of the turn ran: it may not have been authorized yet (the process died while holding it for a
+        # person), so it goes through the whole pipeline again, approvals included.
+        return await act(state, calls, confidence=confidence)
+    answered, started = _call_states(after)
     missing = [call for call in calls if call.id not in answered]
     if not missing:
         return None
@@ -185,7 +195,11 @@ async def _finish_turn(state: RunState, calls: list[ToolCall], after: list[Event
         held = {valid.call.id for valid, _ in unsafe}
         others = [call for call in missing if call.id not in held]
         return await hold_failed_calls(state, unsafe, trigger="interrupted", also=others)
-    return await act(state, missing, decisions={})  # authorized before the crash: not asked again
+    return await act(state, missing, decisions={})  # part of the turn ran: it was authorized whole, not asked again
+
+
+_TURN_BEGUN = (EventKind.TOOL_CALLED, EventKind.TOOL_REJECTED, EventKind.CHECKPOINT, EventKind.REVIEW_DECIDED)
+"""Events that mean a turn got past its authorization (a held turn is journaled `escalated` before any of these)."""
 
 
 async def _mark_interrupted(state: RunState, valid: ValidCall) -> None:
@@ -194,18 +208,6 @@ async def _mark_interrupted(state: RunState, valid: ValidCall) -> None:
     ordinals = state.call_ordinals.setdefault(signature, CallOrdinals())
     ordinal = ordinals.take()
     ordinals.release(ordinal)  # not completed: a re-issue takes the same ordinal, hence the same key
-    payload: dict[str, Any] = {
-        "call_id": valid.call.id,
-        "tool": valid.tool.name,
-        "arguments": valid.args.model_dump(mode="json"),
-        "outcome": "interrupted",
-        "result": None,
-        "error": "the process died during this call; whether it had its effect is unknown",
-        "attempt": 0,
-        "severity": valid.tool.severity,
-        "side_effects": valid.tool.side_effects,
-        "idempotency_key": idempotency_key(state.spec.run_id, signature, ordinal),
-        "ordinal": ordinal,
-        "at": time.time(),
-    }
-    await record(state, EventKind.TOOL_CALLED, payload)
+    key = idempotency_key(state.spec.run_id, signature, ordinal)
+    error = "the process died during this call; whether it had its effect is unknown"
+    await journal_attempt(state, ToolOutcome(valid, "interrupted", error, 0.0, key, ordinal), 0)

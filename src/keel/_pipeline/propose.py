@@ -15,7 +15,7 @@ from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
 from keel.errors import ModelError
 from keel.journal import EventKind, Phase
-from keel.models.base import AssistantMessage, Message, ModelRequest, ModelResponse, RequestUsage
+from keel.models.base import AssistantMessage, Message, ModelRequest, ModelResponse, RequestUsage, ToolSpec
 from keel.recovery.retry import NO_RETRY, attempts
 from keel.result import RunStatus
 
@@ -35,19 +35,24 @@ def request_for(state: RunState, max_output_tokens: int, final: FinalTurn | None
     return ModelRequest(
         instructions=spec.instructions,
         messages=final.messages if final is not None else tuple(state.messages),
-        tools=() if final is not None else spec.registry.specs,
+        tools=() if final is not None else _offered(state),
         output_schema=spec.output_schema,
         max_output_tokens=max_output_tokens,
     )
+
+
+def _offered(state: RunState) -> tuple[ToolSpec, ...]:
+    """The tools the model may call: the allow-list, less the tools given up on in this run."""
+    specs = state.spec.registry.specs
+    return specs if not state.unavailable else tuple(s for s in specs if s.name not in state.unavailable)
 
 
 def _check_bounds(state: RunState, final: FinalTurn | None) -> Finish | None:
     budget = state.spec.budget
     if final is None and state.steps >= budget.max_steps:
         return Finish(RunStatus.PARTIAL, f"step budget exhausted (max_steps={budget.max_steps})", salvage=True)
-    remaining = state.remaining_s()
-    kept = 0.0 if final is not None else budget.reserved_s  # ordinary turns leave the answer its time
-    if remaining is not None and remaining <= kept:
+    remaining = state.remaining_s() if final is not None else state.time_for_work()  # the answer's time is kept
+    if remaining is not None and remaining <= 0:
         return Finish(RunStatus.PARTIAL, f"wall-time budget exhausted (timeout_s={budget.timeout_s})", salvage=True)
     return None
 
@@ -81,7 +86,7 @@ async def propose(state: RunState, final: FinalTurn | None = None) -> ModelRespo
             should_retry=lambda result: isinstance(result, CallFailed) and result.retryable,
             before_wait=lambda result, attempt, delay_s: _retry_scheduled(state, result, attempt, delay_s),
             wait_at_least=lambda result: (result.retry_after_s or 0.0) if isinstance(result, CallFailed) else 0.0,
-            time_left=state.remaining_s,
+            time_left=state.remaining_s if final is not None else state.time_for_work,
             may_go_on=lambda: state.steps < max_steps,
         )
         if not isinstance(outcome, CallFailed):
@@ -138,7 +143,7 @@ async def _attempt(state: RunState, attempt: int, final: FinalTurn | None) -> Mo
     if isinstance(held, Finish):
         return held
     try:
-        return await _call(state, request, reserved, held, attempt)
+        return await _call(state, request, reserved, held, attempt, final is not None)
     finally:
         if held is not None:
             # Still open: the call was cancelled or crashed after the request may have gone out. What it
@@ -147,22 +152,22 @@ async def _attempt(state: RunState, attempt: int, final: FinalTurn | None) -> Mo
 
 
 async def _call(
-    state: RunState, request: ModelRequest, reserved: RequestUsage, held: Hold | None, attempt: int
+    state: RunState, request: ModelRequest, reserved: RequestUsage, held: Hold | None, attempt: int, final: bool
 ) -> ModelResponse | Finish | CallFailed:
     """Make the authorized call, then account it: journal, run usage, and the spend ledger when limits apply."""
     spec = state.spec
     state.steps += 1
     started = time.perf_counter()
-    remaining = state.remaining_s()
+    remaining = state.remaining_s() if final else state.time_for_work()
     deadline = asyncio.timeout(remaining if remaining is not None else DEFAULT_CALL_S)
     try:
         async with deadline:
             response = await state.current_model.request(request)
     except TimeoutError as exc:
+        # Sent and unanswered: the provider may bill it, so it counts as its worst case — in the run's usage (and
+        # budget) as in the spending limits' ledger.
         latency_ms = (time.perf_counter() - started) * 1000
-        if held is not None:  # sent and unanswered: the provider may bill it, so it counts as its worst case
-            await held.settle(_worst_usd(state, reserved), reserved.total_tokens)
-        failed = Failure(reserved, latency_ms, held, attempt)
+        failed = Failure(reserved, latency_ms, held, attempt, worst_case=True)
         if deadline.expired() and remaining is not None:  # the run's budget ran out: a bounded stop
             error = f"wall-time budget exhausted during the model call (timeout_s={spec.budget.timeout_s})"
             return (await _failed_call(state, error, failed, status=RunStatus.PARTIAL)).finish
@@ -282,6 +287,8 @@ class Failure:
     latency_ms: float
     held: Hold | None
     attempt: int
+    worst_case: bool = False
+    """Charge the reserved worst case (a call sent and never answered: it may be billed in full)."""
 
 
 async def _failed_call(
@@ -296,6 +303,8 @@ async def _failed_call(
 ) -> CallFailed:
     # The attempt counts as a request. Tokens it consumed are charged when the provider knows them (a local
     # model stopped mid-reply); an HTTP failure reports none, and whether the provider bills it is unknown here.
+    if failed.worst_case:
+        consumed = (failed.reserved.input_tokens, failed.reserved.output_tokens)
     tokens_in, tokens_out = consumed or (0, 0)
     model = state.current_model
     cost = model.price.cost(tokens_in, tokens_out) if model.price is not None else 0.0
@@ -312,6 +321,8 @@ async def _failed_call(
     }
     if retry_after_s is not None:
         payload["retry_after_s"] = retry_after_s
+    if failed.worst_case:
+        payload["usage_estimated"] = True
     await record(
         state,
         EventKind.MODEL_CALLED,

@@ -29,7 +29,7 @@ from keel.journal import EventKind
 from keel.recovery.retry import NO_RETRY, RetryPolicy, attempts
 from keel.tools.tool import Tool
 
-__all__ = ["degrade_message", "policy_for", "run_call"]
+__all__ = ["degrade_message", "journal_attempt", "policy_for", "run_call"]
 
 
 def policy_for(tool: Tool, agent_policy: RetryPolicy) -> RetryPolicy:
@@ -66,7 +66,8 @@ def degrade_message(tool: str, reason: str) -> str:
     )
 
 
-async def _journal(state: RunState, result: ToolOutcome, attempt: int) -> None:
+async def journal_attempt(state: RunState, result: ToolOutcome, attempt: int) -> None:
+    """Journal one attempt of a tool call as `tool_called`, count it, and apply the taint rule (G5)."""
     tool = result.valid.tool
     event = await record(
         state,
@@ -108,7 +109,7 @@ async def _with_retries(state: RunState, valid: ValidCall) -> tuple[ToolOutcome,
             await record(state, EventKind.CHECKPOINT, marker)
         result = await execute_call(state, valid, attempt=attempt)
         spent += result.spent_usd
-        await _journal(state, result, attempt)
+        await journal_attempt(state, result, attempt)
         return result
 
     async def before_wait(result: ToolOutcome, attempt: int, delay_s: float) -> None:
@@ -120,7 +121,7 @@ async def _with_retries(state: RunState, valid: ValidCall) -> tuple[ToolOutcome,
         once,
         should_retry=lambda result: _transient(result, policy),
         before_wait=before_wait,
-        time_left=state.remaining_s,
+        time_left=state.time_for_work,
     )
     return last, spent, _transient(last, policy), policy.max_attempts > 1
 
@@ -134,9 +135,10 @@ async def run_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     tool = valid.tool
     if (gone := state.unavailable.get(tool.name)) is not None:
         result = ToolOutcome(valid, "unavailable", degrade_message(tool.name, gone), 0.0, "", 0)
-        await _journal(state, result, 0)
+        await journal_attempt(state, result, 0)
         return result
     result, spent, transient, gave_up = await _with_retries(state, valid)
+    failed = [tool.name]
     for name in tool.alternatives if transient else ():
         alternative = _alternative(state, valid, name)
         if isinstance(alternative, str):
@@ -146,6 +148,7 @@ async def run_call(state: RunState, valid: ValidCall) -> ToolOutcome:
         result, cost, transient, _ = await _with_retries(state, alternative)
         spent += cost
         gave_up = True
+        failed.append(name)
         if not transient:
             break
     result = dataclasses.replace(result, spent_usd=spent)
@@ -156,9 +159,10 @@ async def run_call(state: RunState, valid: ValidCall) -> ToolOutcome:
     if not gave_up:  # one attempt, nothing else to try (a side effect Keel may not repeat): the model decides
         return result
     reason = f"it failed: {result.content}"
-    state.unavailable[tool.name] = reason
+    for name in failed:  # every tool of the chain that failed is given up on, and no longer offered
+        state.unavailable.setdefault(name, reason)
     feedback = degrade_message(tool.name, reason)
-    await _fallback(state, valid, to=None, reason=result.content, feedback=feedback)
+    await _fallback(state, valid, to=None, reason=result.content, feedback=feedback, unavailable=failed)
     return dataclasses.replace(result, shown=feedback)
 
 

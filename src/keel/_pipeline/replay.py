@@ -193,7 +193,8 @@ def _fallback_used(state: RunState, turn: _Turn, payload: dict[str, Any]) -> Non
     if not payload.get("degraded"):
         return
     call_id, tool = payload["call_id"], payload["from"]
-    state.unavailable[tool] = f"it failed: {payload.get('reason')}"
+    for name in payload.get("unavailable") or [tool]:
+        state.unavailable.setdefault(name, f"it failed: {payload.get('reason')}")
     feedback = payload.get("feedback") or degrade_message(tool, state.unavailable[tool])
     call = turn.calls.get(call_id) or ToolCall(call_id, tool, "{}")
     turn.results[call_id] = ToolResultMessage(call_id, call.name, feedback, is_error=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
 from keel._pipeline.propose import FinalTurn, propose, request_for
+from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
-from keel.journal import Phase
+from keel.journal import EventKind, Phase
 from keel.models.base import Message, ModelResponse, UserMessage
 from keel.result import RunStatus
 
@@ -67,6 +68,8 @@ async def best_effort(state: RunState, end: Finish) -> Finish:
     turn = _affordable(state, _ask(end.reason))
     if turn is None:
         return end
+    # The stop is decided: journaled first, so a crash during the answer does not let a resumed run go on.
+    await record(state, EventKind.CHECKPOINT, {"stage": "stopping", "reason": end.reason})
     state.phase = Phase.SUMMARIZATION
     response = await propose(state, turn)
     if isinstance(response, ModelResponse) and response.text and response.text.strip():

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel.cost.ledger import Reservation, SpendLedger
-from keel.journal import EventKind
+from keel.journal import Event, EventKind
 from keel.result import RunStatus
+from keel.store.base import Store
 
 __all__ = ["DEFAULT_CALL_S", "Hold", "hold_spend", "hold_tool_spend"]
 
@@ -32,6 +33,22 @@ class Hold:
     ledger: SpendLedger
     reservation: Reservation
     closed: bool = False
+
+    @classmethod
+    def journaled(cls, store: Store, run_id: str, event: Event) -> Hold:
+        """The hold a `budget_reserved` event recorded (to settle one its process died holding)."""
+        payload = event.payload
+        expires_at = event.ts + float(payload.get("ttl_s", 0.0))
+        reservation = Reservation(
+            payload["entry_id"],
+            run_id,
+            tuple(payload.get("keys", ())),
+            event.ts,
+            float(payload.get("usd", 0.0)),
+            int(payload.get("tokens", 0)),
+            expires_at,
+        )
+        return cls(SpendLedger(store), reservation)
 
     async def settle(self, usd: float, tokens: int) -> None:
         """Record what the call actually spent in place of the reservation (shielded from cancellation)."""

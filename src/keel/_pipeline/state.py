@@ -122,6 +122,14 @@ class RunState:
         """The model the next call goes to."""
         return self.model or self.spec.model
 
+    def time_for_work(self) -> float | None:
+        """Seconds ordinary work (turns, tool calls, retry waits) may still use; None without a wall-time budget.
+
+        The rest of the run's time is kept for the best-effort answer (`Budget.answer_reserve`).
+        """
+        remaining = self.remaining_s()
+        return None if remaining is None else remaining - self.spec.budget.reserved_s
+
     def remaining_s(self) -> float | None:
         """Seconds left of the run's wall-time budget, or None when it has none."""
         timeout = self.spec.budget.timeout_s

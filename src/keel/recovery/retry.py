@@ -43,7 +43,8 @@ class RetryPolicy:
     initial_delay_s: float = 0.5
     """The wait before the first retry."""
     max_delay_s: float = 8.0
-    """No single wait is longer (a ``retry-after`` longer than the run has left ends the retries instead)."""
+    """No single wait is longer: a provider's ``retry-after`` beyond it (or beyond what the run has left) ends the
+    retries instead — the fallback model, if any, takes over."""
     multiplier: float = 2.0
     """Each wait is this many times the previous one."""
     jitter: float = 0.25
@@ -132,7 +133,8 @@ async def attempts(
 
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             left = time_left()
-            return (left is not None and state.upcoming_sleep >= left) or not may_go_on()
+            too_long = state.upcoming_sleep > policy.max_delay_s + policy.jitter  # a retry-after past the policy
+            return (left is not None and state.upcoming_sleep >= left) or too_long or not may_go_on()
 
     stop: Any = tenacity.stop_after_attempt(policy.max_attempts) | _OutOfTime()
     if policy.total_timeout_s is not None:
