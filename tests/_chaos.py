@@ -23,7 +23,8 @@ from keel.recovery import LoopDetector, RetryPolicy
 from keel.result import RunResult
 from keel.store import MemoryStore
 from keel.testing import ChaosModel, EffectLog, FlakyTool, GarbageTool, HangingTool
-from keel.testing.faults import FAULTS, Fault, GarbageKind
+from keel.testing.faults import GarbageKind
+from keel.testing.model_faults import FAULTS, Fault
 from keel.tools import Tool
 
 T = TypeVar("T")

@@ -27,7 +27,7 @@ from keel.testing import (
     calls,
     reply,
 )
-from keel.testing.faults import FAULTS
+from keel.testing.model_faults import FAULTS
 
 ENDED = {RunStatus.COMPLETED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.REJECTED}
 

@@ -97,6 +97,27 @@ NO_RETRY = RetryPolicy(max_attempts=1, initial_delay_s=0, max_delay_s=0, jitter=
 """One attempt: for side-effecting tools that declare neither `retry=` nor ``idempotent=True``."""
 
 
+class _CannotGoOn(tenacity.stop.stop_base):
+    """Stop when the run cannot afford the next wait or the next attempt, or the wait is past the policy's."""
+
+    def __init__(self, policy: RetryPolicy, time_left: Callable[[], float | None], may_go_on: Callable[[], bool]):
+        self.longest = policy.max_delay_s + policy.jitter
+        self.time_left, self.may_go_on = time_left, may_go_on
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        left = self.time_left()
+        too_long = state.upcoming_sleep > self.longest  # a retry-after beyond the policy: hand over instead
+        return (left is not None and state.upcoming_sleep >= left) or too_long or not self.may_go_on()
+
+
+def _stop(policy: RetryPolicy, time_left: Callable[[], float | None], may_go_on: Callable[[], bool]) -> Any:
+    """When the retries end: attempts spent, total time spent, or `_CannotGoOn`."""
+    stop = tenacity.stop_after_attempt(policy.max_attempts) | _CannotGoOn(policy, time_left, may_go_on)
+    if policy.total_timeout_s is not None:
+        stop = stop | tenacity.stop_before_delay(policy.total_timeout_s)
+    return stop
+
+
 async def attempts(
     policy: RetryPolicy,
     attempt: Callable[[int], Awaitable[T]],
@@ -128,17 +149,7 @@ async def attempts(
         floor = wait_at_least(state.outcome.result()) if state.outcome is not None else 0.0
         return max(float(backoff(state)), floor)
 
-    class _OutOfTime(tenacity.stop.stop_base):
-        """Stop when the run cannot afford the next wait, or the next attempt."""
-
-        def __call__(self, state: tenacity.RetryCallState) -> bool:
-            left = time_left()
-            too_long = state.upcoming_sleep > policy.max_delay_s + policy.jitter  # a retry-after past the policy
-            return (left is not None and state.upcoming_sleep >= left) or too_long or not may_go_on()
-
-    stop: Any = tenacity.stop_after_attempt(policy.max_attempts) | _OutOfTime()
-    if policy.total_timeout_s is not None:
-        stop = stop | tenacity.stop_before_delay(policy.total_timeout_s)
+    stop = _stop(policy, time_left, may_go_on)
 
     async def announce(state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None

@@ -9,19 +9,9 @@ model = ScriptedModel([call("get_order", order_id="1234"), reply("Order 1234 shi
 
 from __future__ import annotations
 
-from keel.testing.faults import (
-    ChaosModel,
-    Effect,
-    EffectLog,
-    Fault,
-    FaultyModel,
-    FlakyTool,
-    GarbageKind,
-    GarbageTool,
-    HangingTool,
-    InjectedFault,
-)
+from keel.testing.faults import Effect, EffectLog, FlakyTool, GarbageKind, GarbageTool, HangingTool, InjectedFault
 from keel.testing.function import FunctionModel
+from keel.testing.model_faults import ChaosModel, Fault, FaultyModel
 from keel.testing.scripted import Fail, ScriptedModel, Turn, call, calls, fail, raw_call, reply
 
 __all__ = [
