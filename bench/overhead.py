@@ -161,8 +161,9 @@ def print_table(summary: dict[str, Any]) -> None:
         "OpenAI Agents SDK runs with tracing disabled (set_tracing_disabled(True), RunConfig(tracing_disabled=True)): "
         "its default exporter would send spans to api.openai.com. Pydantic AI runs with its default "
         "(instrumentation off, no logfire). Keel journals every event (run_started, 2× model_called, "
-        "tool_called, run_finished) and the runs row: on SQLite each event is committed as it happens, the "
-        "row with the first and the last event (4 transactions; WAL, synchronous=NORMAL, a temp file). "
+        "tool_called, the step's checkpoint, run_finished) and the runs row: on SQLite each event is committed as "
+        "it happens, the row with the first and the last event (5 transactions; WAL, synchronous=NORMAL, a temp "
+        "file), with retries, loop detection and the guards at their defaults. "
         + (
             "The tool is a plain `def`: Keel, Pydantic AI and the Agents SDK run it in a worker thread; "
             "the bare loop calls it inline."
