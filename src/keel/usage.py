@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from keel.journal import Phase
+from keel.journal import Event, EventKind, Phase
 
 __all__ = ["PhaseUsage", "Usage"]
 
@@ -54,6 +54,18 @@ class Usage:
         """Account what paid tool calls cost (``@tool(cost_usd=…)``) to the totals and to `phase`."""
         self.cost_usd += cost_usd
         self._phase(phase).cost_usd += cost_usd
+
+    def add_event(self, event: Event) -> None:
+        """Account what one journal event spent: a model call (tokens, cost), a tool call (its cost).
+
+        The one reading of the journal's figures, shared by replay (a resumed run's usage) and reports (O3).
+        """
+        if event.kind is EventKind.MODEL_CALLED:
+            self.add_request(event.phase, event.tokens_in, event.tokens_out, event.cost_usd)
+        elif event.kind is EventKind.TOOL_CALLED:
+            self.tool_calls += 1
+            if event.cost_usd:
+                self.add_tool_cost(event.phase, event.cost_usd)
 
     def add_request(self, phase: Phase, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Account one model call to the totals and to `phase`."""

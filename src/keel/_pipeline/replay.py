@@ -103,7 +103,7 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
 def _model_called(state: RunState, turn: _Turn, event: Event) -> None:
     payload = event.payload
     state.steps = max(state.steps, int(payload.get("step", 0)))
-    state.usage.add_request(event.phase, event.tokens_in, event.tokens_out, event.cost_usd)
+    state.usage.add_event(event)
     state.informed_by = [event.seq]
     if payload.get("error") is not None:
         return  # a failed call sent nothing back
@@ -120,9 +120,7 @@ def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
     payload = event.payload
     call_id, name, outcome = payload["call_id"], payload["tool"], payload["outcome"]
     call = turn.calls.get(call_id) or ToolCall(call_id, name, "{}")  # the model's call (`name` may be its alternative)
-    state.usage.tool_calls += 1
-    if event.cost_usd:
-        state.usage.add_tool_cost(event.phase, event.cost_usd)
+    state.usage.add_event(event)
     state.informed_by.append(event.seq)
     ok = outcome == "ok"
     content = payload["result"] if ok else payload["error"]

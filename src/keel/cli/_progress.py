@@ -86,9 +86,10 @@ class ObservingStore:
         agent: str | None = None,
         session_id: str | None = None,
         status: RunStatus | None = None,
+        since: float | None = None,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered."""
-        return await self.inner.list_runs(limit=limit, agent=agent, session_id=session_id, status=status)
+        return await self.inner.list_runs(limit=limit, agent=agent, session_id=session_id, status=status, since=since)
 
     async def events(self, run_id: str) -> list[Event]:
         """The journal of a run in order."""

@@ -13,6 +13,7 @@ from .inspect import runs_command, trace_command
 from .resume import resume_command
 from .review import review_app
 from .run import run_command
+from .usage import usage_command
 
 __all__ = ["app", "main"]
 
@@ -28,6 +29,7 @@ app.command("run")(run_command)
 app.command("runs")(runs_command)
 app.command("resume")(resume_command)
 app.command("trace")(trace_command)
+app.command("usage")(usage_command)
 app.add_typer(review_app, name="review")
 
 

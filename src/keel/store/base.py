@@ -225,8 +225,9 @@ class Store(Protocol):
         agent: str | None = None,
         session_id: str | None = None,
         status: RunStatus | None = None,
+        since: float | None = None,
     ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered."""
+        """Most recent runs first, optionally filtered (`since`: started at or after this Unix time)."""
         ...
 
     async def events(self, run_id: str) -> list[Event]:

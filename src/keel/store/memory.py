@@ -90,6 +90,7 @@ class MemoryStore:
         agent: str | None = None,
         session_id: str | None = None,
         status: RunStatus | None = None,
+        since: float | None = None,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered."""
         runs = [
@@ -98,6 +99,7 @@ class MemoryStore:
             if (agent is None or r.agent == agent)
             and (session_id is None or r.session_id == session_id)
             and (status is None or r.status == status)
+            and (since is None or r.started_at >= since)
         ]
         runs.sort(key=lambda r: r.started_at, reverse=True)
         return runs[:limit]

@@ -248,6 +248,7 @@ class SQLiteStore:
         agent: str | None = None,
         session_id: str | None = None,
         status: RunStatus | None = None,
+        since: float | None = None,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered."""
         clauses: list[str] = []
@@ -256,6 +257,9 @@ class SQLiteStore:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(str(value))
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(since)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC LIMIT ?", (*params, limit))
         return [_run_record(row) for row in rows]
