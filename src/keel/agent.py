@@ -23,6 +23,7 @@ from keel.guardrails.escalation import Escalation
 from keel.guardrails.injection import InjectionScreen
 from keel.guardrails.pii import PIIGuard
 from keel.models import Model, infer_model
+from keel.observe.base import Observer
 from keel.recovery.loop import LoopDetector
 from keel.recovery.retry import RetryPolicy
 from keel.result import RunResult
@@ -58,6 +59,7 @@ class Agent:
         fallback_models: models tried in order, for the rest of the run, when the current one keeps failing.
         loop_detector: which loops end a run and how (see `LoopDetector`); None means ``LoopDetector()``: a
             repeated state or 4 steps without new information get one nudge, then end the run PARTIAL.
+        observers: watch every run's journal as it is written (OpenTelemetry export: `keel.observe.otel`).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Agent:
         retry: RetryPolicy | None = None,
         fallback_models: Sequence[Model | str] = (),
         loop_detector: LoopDetector | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -114,6 +117,10 @@ class Agent:
             fallback_models = [fallback_models]
         self.fallback_models: tuple[Model, ...] = tuple(infer_model(m) for m in fallback_models)
         self.loop_detector = _checked("loop_detector", loop_detector, LoopDetector) or LoopDetector()
+        self.observers: tuple[Observer, ...] = tuple(observers)
+        for observer in self.observers:
+            if not isinstance(observer, Observer):
+                raise ConfigError(f"{observer!r} is not an observer: it needs an `on_event(event, run)` method")
         self._defined_in = _caller_module()
         self._check_prices()
 
@@ -205,6 +212,7 @@ class Agent:
             retry=self.retry,
             fallback_models=self.fallback_models,
             loop_detector=self.loop_detector,
+            observers=self.observers,
         )
 
     async def _then_close_model(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from keel._pipeline.guard import judge_output
-from keel._pipeline.record import next_event
+from keel._pipeline.record import committed, next_event
 from keel._pipeline.state import UNSET, Finish, RunSpec, RunState
 from keel.journal import EventKind
 from keel.models.base import UserMessage
@@ -49,7 +49,7 @@ async def start(spec: RunSpec) -> RunState:
         },
     )
     await spec.store.create_run(row, event)
-    state.events.append(event)
+    committed(state, event)
     state.informed_by = [event.seq]
     return state
 
@@ -118,7 +118,7 @@ async def finish(state: RunState, end: Finish) -> RunResult:
         reason=end.reason,
     )
     await spec.store.finish_run(row, event)
-    state.events.append(event)
+    committed(state, event)
     return RunResult(
         run_id=spec.run_id, status=end.status, output=output, report=report, usage=usage, events=state.events
     )

@@ -19,7 +19,7 @@ from keel._pipeline.act import act
 from keel._pipeline.conclude import conclude
 from keel._pipeline.escalate import hold_failed_calls
 from keel._pipeline.execute import ToolOutcome, call_signature, idempotency_key
-from keel._pipeline.record import next_event, record
+from keel._pipeline.record import committed, next_event, record
 from keel._pipeline.recover import journal_attempt
 from keel._pipeline.replay import replay
 from keel._pipeline.run import drive_to_end
@@ -65,7 +65,7 @@ async def resume_interrupted(spec: RunSpec, row: RunRecord, events: list[Event],
         },
     )
     state.row = await spec.store.resume_run(spec.run_id, first, paused=RunStatus.RUNNING)
-    state.events.append(first)
+    committed(state, first)
     return await drive_to_end(state, lambda: _pick_up(state, events))
 
 

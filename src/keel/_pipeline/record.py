@@ -7,8 +7,9 @@ from typing import Any, TypedDict, Unpack
 
 from keel._pipeline.state import RunState
 from keel.journal import Event, EventKind, Phase
+from keel.observe.base import notify
 
-__all__ = ["Figures", "next_event", "record"]
+__all__ = ["Figures", "committed", "next_event", "record"]
 
 
 class Figures(TypedDict, total=False):
@@ -38,6 +39,13 @@ def next_event(state: RunState, kind: EventKind, payload: dict[str, Any], **figu
     )
 
 
+def committed(state: RunState, event: Event) -> None:
+    """Note an event the store has committed: the run's copy of the journal, then its observers."""
+    state.events.append(event)
+    if state.spec.observers:
+        notify(state.spec.observers, event, state.spec.run_info)
+
+
 async def record(state: RunState, kind: EventKind, payload: dict[str, Any], **figures: Unpack[Figures]) -> Event:
     """Append an event and return it; it is committed to the store before this returns.
 
@@ -47,5 +55,5 @@ async def record(state: RunState, kind: EventKind, payload: dict[str, Any], **fi
     async with state.journal_lock:
         event = next_event(state, kind, payload, **figures)
         await state.spec.store.append(event)
-        state.events.append(event)
+        committed(state, event)
     return event

@@ -16,7 +16,7 @@ from keel._pipeline.act import act
 from keel._pipeline.conclude import deliver
 from keel._pipeline.escalate import denial_feedback, loop_feedback
 from keel._pipeline.interrupted import resume_interrupted
-from keel._pipeline.record import next_event, record
+from keel._pipeline.record import committed, next_event, record
 from keel._pipeline.replay import replay
 from keel._pipeline.run import drive_to_end
 from keel._pipeline.state import Finish, RunSpec, RunState
@@ -49,7 +49,7 @@ async def resume_pipeline(spec: RunSpec, *, force: bool = False) -> RunResult:
         {"resumed": True, "from": RunStatus.ESCALATED.value, "review_ids": [r.id for r in reviews]},
     )
     state.row = await store.resume_run(spec.run_id, first, paused=RunStatus.ESCALATED)
-    state.events.append(first)
+    committed(state, first)
     return await drive_to_end(state, lambda: _take_held_step(state, pending, reviews, after=paused.seq))
 
 

@@ -15,6 +15,7 @@ from keel.guardrails.base import Guard
 from keel.guardrails.escalation import Escalation
 from keel.journal import Event, Phase
 from keel.models.base import Message, Model
+from keel.observe.base import Observer, RunInfo
 from keel.recovery.loop import LoopDetector, LoopMemory
 from keel.recovery.retry import RetryPolicy
 from keel.result import RunStatus
@@ -65,6 +66,13 @@ class RunSpec:
     """Models tried in order when the current one keeps failing (E1)."""
     loop_detector: LoopDetector = field(default_factory=LoopDetector)
     """Which loops end the run, and how (E4)."""
+    observers: tuple[Observer, ...] = ()
+    """Watch the journal as it is written (telemetry)."""
+
+    @property
+    def run_info(self) -> RunInfo:
+        """Who the run is, for observers."""
+        return RunInfo(self.run_id, self.agent, self.model.name, self.session_id, self.user)
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from .inspect import runs_command, trace_command
 from .resume import resume_command
 from .review import review_app
 from .run import run_command
+from .tool_log import tools_command
 from .usage import usage_command
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ app.command("runs")(runs_command)
 app.command("resume")(resume_command)
 app.command("trace")(trace_command)
 app.command("usage")(usage_command)
+app.command("tools")(tools_command)
 app.add_typer(review_app, name="review")
 
 

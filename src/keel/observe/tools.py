@@ -1,0 +1,124 @@
+"""The tool-call log (O2): every attempt of every tool call, with its figures, read from the journal.
+
+Arguments and results are shown redacted (`redact_pii`: personal data and secrets replaced by their kind) and
+results cut to a length, because this log is for operators' eyes and terminals, not for replay: the journal
+keeps the calls as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.guardrails.pii import redact_pii
+from keel.journal import EventKind
+from keel.observe.usage import MAX_RUNS
+from keel.store.base import Store
+
+__all__ = ["ToolCallRecord", "ToolStats", "tool_calls", "tool_stats"]
+
+RESULT_CHARS = 200
+"""How much of a result (or error) a record keeps."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """One attempt of one tool call."""
+
+    ts: float
+    """When it ended (Unix time)."""
+    run_id: str
+    agent: str
+    tool: str
+    call_id: str
+    attempt: int
+    outcome: str
+    """ok, error, timeout, abandoned, unavailable (not run), interrupted (its process died)."""
+    latency_ms: float
+    cost_usd: float
+    arguments: str
+    """The arguments as JSON, redacted."""
+    result: str
+    """The result, or the error, redacted and cut to `RESULT_CHARS`."""
+
+
+def _shown(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = redact_pii(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def tool_calls(
+    store: Store,
+    *,
+    since: float | None = None,
+    agent: str | None = None,
+    tool: str | None = None,
+    outcome: str | None = None,
+    limit: int = 100,
+) -> list[ToolCallRecord]:
+    """The most recent tool-call attempts that match, newest first (at most `limit`)."""
+    found: list[ToolCallRecord] = []
+    for run in await store.list_runs(limit=MAX_RUNS, agent=agent, since=since):
+        for event in await store.events(run.run_id):
+            p = event.payload
+            if event.kind is not EventKind.TOOL_CALLED or (tool and p.get("tool") != tool):
+                continue
+            if (outcome and p.get("outcome") != outcome) or (since is not None and event.ts < since):
+                continue
+            shown = p.get("result") if p.get("outcome") == "ok" else p.get("error")
+            found.append(
+                ToolCallRecord(
+                    ts=event.ts,
+                    run_id=run.run_id,
+                    agent=run.agent,
+                    tool=str(p.get("tool")),
+                    call_id=str(p.get("call_id")),
+                    attempt=int(p.get("attempt", 1)),
+                    outcome=str(p.get("outcome")),
+                    latency_ms=event.latency_ms,
+                    cost_usd=event.cost_usd,
+                    arguments=_shown(p.get("arguments", {}), RESULT_CHARS),
+                    result=_shown(shown or "", RESULT_CHARS),
+                )
+            )
+    found.sort(key=lambda record: record.ts, reverse=True)
+    return found[:limit]
+
+
+@dataclass(slots=True)
+class ToolStats:
+    """Per tool: attempts, failures, latency percentiles and cost."""
+
+    tool: str
+    attempts: int = 0
+    failures: int = 0
+    cost_usd: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def p50_ms(self) -> float:
+        """Median latency of the attempts that ran."""
+        return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
+
+    @property
+    def p95_ms(self) -> float:
+        """95th percentile latency of the attempts that ran."""
+        if len(self.latencies_ms) < 2:
+            return self.p50_ms
+        return statistics.quantiles(self.latencies_ms, n=20, method="inclusive")[-1]
+
+
+def tool_stats(records: list[ToolCallRecord]) -> list[ToolStats]:
+    """Per-tool figures over `records`, busiest tool first."""
+    stats: dict[str, ToolStats] = {}
+    for record in records:
+        entry = stats.setdefault(record.tool, ToolStats(record.tool))
+        entry.attempts += 1
+        entry.failures += record.outcome != "ok"
+        entry.cost_usd += record.cost_usd
+        if record.outcome != "unavailable":
+            entry.latencies_ms.append(record.latency_ms)
+    return sorted(stats.values(), key=lambda s: -s.attempts)

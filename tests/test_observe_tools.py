@@ -1,0 +1,79 @@
+"""The tool-call log (O2): `tool_calls`, `tool_stats` and ``keel tools``: every attempt, redacted, filterable."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keel import Agent, RetryPolicy, tool
+from keel.cli.main import app
+from keel.observe import tool_calls, tool_stats
+from keel.store import SQLiteStore
+from keel.testing import ScriptedModel, call, reply
+
+failures: list[int] = []
+
+
+@tool(trusted=True)
+def find_customer(email: str) -> dict[str, str]:
+    """Find a customer by email."""
+    return {"name": "Jane Doe", "email": email, "card": "4111 1111 1111 1111"}
+
+
+@tool(trusted=True, cost_usd=0.002)
+def geocode(address: str) -> str:
+    """A paid geocoding API that fails once."""
+    failures.append(1)
+    if len(failures) == 1:
+        raise ConnectionError("geocoder reset")
+    return "52.37,4.90"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    store = SQLiteStore(tmp_path / "keel.db")
+    failures.clear()
+    fast = RetryPolicy(max_attempts=2, initial_delay_s=0)
+    geocode_retried = tool(trusted=True, cost_usd=0.002, retry=fast, name="geocode")(geocode.function)
+    script = [call("find_customer", email="jane@example.com"), call("geocode", address="Dam 1"), reply("ok")]
+    Agent("desk", ScriptedModel(script), tools=[find_customer, geocode_retried], store=store, guards=[]).run_sync("go")
+    Agent("other", ScriptedModel([call("find_customer", email="x@y.org"), reply("ok")]), tools=[find_customer],
+          store=store, guards=[]).run_sync("go")  # fmt: skip
+    store.close()
+    return tmp_path / "keel.db"
+
+
+async def test_every_attempt_is_listed_newest_first_with_its_figures_and_redacted(db: Path) -> None:
+    store = SQLiteStore(db)
+    try:
+        records = await tool_calls(store)
+        assert [r.tool for r in records] == ["find_customer", "geocode", "geocode", "find_customer"]
+        ok, failed = records[1], records[2]
+        assert (failed.attempt, failed.outcome, ok.attempt, ok.outcome) == (1, "error", 2, "ok")
+        assert failed.cost_usd == ok.cost_usd == pytest.approx(0.002) and "geocoder reset" in failed.result
+        lookup = records[3]
+        assert "jane@example.com" not in lookup.arguments + lookup.result and "[email]" in lookup.arguments
+        assert "4111" not in lookup.result and "[payment_card]" in lookup.result
+        assert [r.agent for r in await tool_calls(store, agent="other")] == ["other"]
+        assert [r.attempt for r in await tool_calls(store, tool="geocode", outcome="error")] == [1]
+        assert await tool_calls(store, since=time.time() + 60) == []
+
+        [geo, find] = sorted(tool_stats(records), key=lambda s: s.tool)[::-1]
+        assert (geo.tool, geo.attempts, geo.failures) == ("geocode", 2, 1) and geo.cost_usd == pytest.approx(0.004)
+        assert (find.attempts, find.failures) == (2, 0) and find.p95_ms >= find.p50_ms >= 0
+    finally:
+        store.close()
+
+
+def test_keel_tools_lists_and_filters_calls(db: Path) -> None:
+    shown = CliRunner().invoke(app, ["tools", "--since", "1h", "--store", str(db)], env={"COLUMNS": "220"})
+    assert shown.exit_code == 0, shown.output
+    assert "geocode" in shown.stdout and "by tool" in shown.stdout and "jane@example.com" not in shown.stdout
+
+    as_json = CliRunner().invoke(app, ["tools", "--tool", "geocode", "--json", "--store", str(db)])
+    assert [c["outcome"] for c in json.loads(as_json.stdout)] == ["ok", "error"]
+
+    none = CliRunner().invoke(app, ["tools", "--outcome", "timeout", "--store", str(db)])
+    assert none.exit_code == 0 and "no tool calls match" in none.stdout
