@@ -365,3 +365,27 @@ def test_console_script_and_python_m_keel(tmp_path: Path) -> None:
         assert missing.returncode == 2
         assert "no store at" in missing.stderr
         assert not env_store.exists()
+
+
+def test_trace_tells_retries_fallbacks_loops_and_stops_in_words(db: str) -> None:
+    from keel import Agent, RetryPolicy, tool
+    from keel.testing import ScriptedModel, call, reply
+
+    @tool(alternatives=["from_cache"])
+    def get_order(order_id: str) -> str:
+        """Look an order up (down)."""
+        raise ConnectionError("orders API down")
+
+    @tool
+    def from_cache(order_id: str) -> str:
+        """Yesterday's copy."""
+        return "shipped"
+
+    model = ScriptedModel([call("get_order", order_id="7")] * 4 + [reply("Shipped.")])
+    fast = RetryPolicy(max_attempts=2, initial_delay_s=0, jitter=0)
+    run = Agent("desk", model, tools=[get_order, from_cache], retry=fast, store=db).run_sync("where is 7?")
+
+    out = keel("trace", run.run_id, "--store", db).stdout
+    assert "get_order → from_cache: Tool 'get_order' failed" in out
+    assert "step 2 done · state" in out and "revisited at step 2: the model was told" in out
+    assert "revisited at step 3: loop broken" in out and "stopping: loop detected" in out

@@ -157,9 +157,34 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Text]] = {
     EventKind.RETRY_SCHEDULED: lambda p: Text(
         f"attempt {p.get('attempt')} in {p.get('delay_s')}s after {short(p.get('error') or '')}"
     ),
-    EventKind.FALLBACK_USED: lambda p: Text(f"{p.get('from')} → {p.get('to')}: {short(p.get('reason') or '')}"),
-    EventKind.LOOP_DETECTED: lambda p: Text(f"state {p.get('state_hash')} revisited at step {p.get('step')}"),
+    EventKind.FALLBACK_USED: lambda p: _fallback_used(p),
+    EventKind.LOOP_DETECTED: lambda p: _loop_detected(p),
+    EventKind.CHECKPOINT: lambda p: _checkpoint(p),
 }
+
+
+def _fallback_used(p: Mapping[str, Any]) -> Text:
+    if p.get("degraded"):
+        gone = ", ".join(p.get("unavailable") or [str(p.get("from"))])
+        return Text(f"gave up on {gone} for this run: {short(p.get('reason') or '')}", style="yellow")
+    skipped = " (skipped: cannot take the arguments)" if p.get("skipped") else ""
+    kind = "model " if p.get("model") else ""
+    return Text(f"{kind}{p.get('from')} → {p.get('to')}{skipped}: {short(p.get('reason') or '')}")
+
+
+def _loop_detected(p: Mapping[str, Any]) -> Text:
+    what = "no new information" if p.get("kind") == "no_progress" else f"state {p.get('state_hash')} revisited"
+    action = {"nudge": "the model was told", "break": "loop broken", "escalate": "sent to a person"}
+    return Text(f"{what} at step {p.get('step')}: {action.get(str(p.get('action')), p.get('action'))}", style="yellow")
+
+
+def _checkpoint(p: Mapping[str, Any]) -> Text:
+    stage = p.get("stage")
+    if stage == "tool_started":
+        return Text(f"{p.get('tool')} started (attempt {p.get('attempt')})", style="dim")
+    if stage == "stopping":
+        return Text(f"stopping: {short(p.get('reason') or '')}", style="yellow")
+    return Text(f"step {p.get('step')} done · state {p.get('state_hash')}", style="dim")
 
 
 def _brief(event: Event) -> Text | None:
