@@ -87,17 +87,24 @@ async def _stop(
     return Finish(RunStatus.ESCALATED, f"waiting for a person ({ids}): {reason}", output=output, not_done=waiting)
 
 
+def _held_calls(
+    calls: Sequence[ToolCall], reviewed: Sequence[ToolCall], items: list[ReviewItem], **extra: Any
+) -> dict[str, Any]:
+    """The `pending` step of a pause on tool calls: the calls resume runs, and which review item decides which."""
+    return {
+        "kind": "tool_calls",
+        "calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+        "reviews": {call.id: item.id for call, item in zip(reviewed, items, strict=True)},
+        **extra,
+    }
+
+
 async def hold_tool_calls(
     state: RunState, turn: tuple[ToolCall, ...], held: list[HeldCall], confidence: float | None
 ) -> Finish:
     """Pause before a turn's tool calls run, with one review item per call that needs approval."""
     items = await _queue(state, [(h.reason, h.call.name, h.arguments, severity_rank(h.severity)) for h in held])
-    pending: dict[str, Any] = {
-        "kind": "tool_calls",
-        "calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn],
-        "reviews": {h.call.id: item.id for h, item in zip(held, items, strict=True)},
-        "confidence": confidence,
-    }
+    pending = _held_calls(turn, [h.call for h in held], items, confidence=confidence)
     return await _stop(state, held[0].trigger, pending, items)
 
 
@@ -114,15 +121,8 @@ async def hold_failed_calls(
         (reason, v.call.name, v.args.model_dump(mode="json"), severity_rank(v.tool.severity)) for v, reason in failed
     ]
     items = await _queue(state, asks)
-    pending: dict[str, Any] = {
-        "kind": "tool_calls",
-        "calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in (*also, *(v.call for v, _ in failed))
-        ],
-        "reviews": {v.call.id: item.id for (v, _), item in zip(failed, items, strict=True)},
-        "retry": True,
-    }
-    return await _stop(state, trigger, pending, items)
+    reviewed = [v.call for v, _ in failed]
+    return await _stop(state, trigger, _held_calls((*also, *reviewed), reviewed, items, retry=True), items)
 
 
 async def hold_answer(
