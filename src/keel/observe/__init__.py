@@ -2,7 +2,8 @@
 
 - `usage_report` sums tokens and money over runs (a session, an agent, a time window) by phase, model and agent.
 - `tool_calls` / `tool_stats`: the tool-call log, redacted, with latency, cost, attempt and outcome (O2).
-- `Observer` watches each run's journal as it is written (`Agent(observers=[...])`): telemetry export.
+- `Observer` watches each run's journal as it is written (`Agent(observers=[...])`): telemetry export, such as
+  `keel.observe.otel.OTelObserver` (OpenTelemetry spans, GenAI semantic conventions; extra ``otel``).
 """
 
 from __future__ import annotations
