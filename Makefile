@@ -53,6 +53,8 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,local,mcp,otel,bench]'
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/local_model.py
+	$(BIN)/python bench/journal.py
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .keel .mypy_cache .pytest_cache .ruff_cache
