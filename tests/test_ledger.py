@@ -1,7 +1,6 @@
 import asyncio
 import math
 import sqlite3
-import subprocess
 import sys
 import textwrap
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from _processes import start_together
 from keel import Event, EventKind
 from keel.cost import Refusal, Reservation, SpendLedger, SpendLimit, applicable_limits
 from keel.errors import ConfigError, StoreError
@@ -386,22 +386,13 @@ WORKER = textwrap.dedent(
 
 def test_processes_sharing_one_store_never_cross_the_ceiling_together(tmp_path: Path):
     path, barrier = tmp_path / "shared.db", tmp_path / "barrier"
-    barrier.mkdir()
     SQLiteStore(path).close()
     ceiling, workers, cycles = 8.0, 6, 200
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(path), str(w), str(cycles), str(barrier), str(ceiling)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for w in range(workers)
-    ]
-    deadline = time.monotonic() + 60
-    while len(list(barrier.glob("ready-*"))) < workers:
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
-        time.sleep(0.01)
-    (barrier / "go").touch()
+
+    def argv(w: int) -> list[str]:
+        return [str(path), str(w), str(cycles), str(barrier), str(ceiling)]
+
+    procs = start_together(WORKER, barrier, workers, argv, timeout=60)
 
     async def watch() -> int:
         # Sample the window while the workers run: settled + live reservations must never exceed the ceiling.

@@ -3,13 +3,11 @@
 import asyncio
 import json
 import sqlite3
-import subprocess
-import sys
-import time
 from contextlib import closing
 
 import pytest
 
+from _processes import start_together
 from keel import Agent, Budget, EventKind, RunStatus, SpendLimit, tool
 from keel.cost import SpendLedger
 from keel.errors import ConfigError
@@ -174,22 +172,13 @@ asyncio.run(main())
 def test_agent_runs_in_four_processes_never_cross_one_ceiling_together(tmp_path) -> None:
     """4 OS processes x 75 concurrent runs (two priced model calls each) share one global ceiling on one file."""
     path, barrier = tmp_path / "shared.db", tmp_path / "barrier"
-    barrier.mkdir()
     SQLiteStore(path).close()
     ceiling, workers, runs = 20.0, 4, 75  # each run costs 0.24 USD: 300 runs would want 72 USD
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(path), str(w), str(runs), str(barrier), str(ceiling)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for w in range(workers)
-    ]
-    deadline = time.monotonic() + 120
-    while len(list(barrier.glob("ready-*"))) < workers:
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
-        time.sleep(0.01)
-    (barrier / "go").touch()
+
+    def argv(w: int) -> list[str]:
+        return [str(path), str(w), str(runs), str(barrier), str(ceiling)]
+
+    procs = start_together(RUNNER, barrier, workers, argv)
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)
