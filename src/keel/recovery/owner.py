@@ -8,6 +8,7 @@ is gone was interrupted; on another host Keel cannot look, so the answer is "unk
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import asdict, dataclass
@@ -51,8 +52,8 @@ class ProcessOwner:
 
     @classmethod
     def current(cls) -> ProcessOwner:
-        """This process."""
-        return cls(socket.gethostname(), os.getpid(), _start_ticks(os.getpid()), _boot_id())
+        """This process (its start time and the boot id read once per process, not at every run's start)."""
+        return _current(socket.gethostname(), os.getpid())
 
     @classmethod
     def from_payload(cls, payload: Any) -> ProcessOwner | None:
@@ -89,6 +90,12 @@ class ProcessOwner:
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"
+
+
+@functools.lru_cache(maxsize=4)
+def _current(host: str, pid: int) -> ProcessOwner:
+    """Keyed by host and pid: a forked child, or a renamed host, is a new owner."""
+    return ProcessOwner(host, pid, _start_ticks(pid), _boot_id())
 
 
 def _is_zombie(pid: int) -> bool:
