@@ -32,8 +32,8 @@ from rich.table import Table
 
 from keel import Agent, Event, tool
 from keel.store import MemoryStore, SQLiteStore
+from keel.store._sqlite_rows import INSERT_EVENT, event_row
 from keel.store.base import RunRecord
-from keel.store.sqlite import _INSERT_EVENT, _event_row
 from keel.testing import ScriptedModel, call, reply
 
 
@@ -84,9 +84,9 @@ def _bare(path: Path) -> sqlite3.Connection:
 def bare_executemany(path: Path, journals: list[list[Event]]) -> float:
     conn = _bare(path)
     started = time.perf_counter()
-    rows = [_event_row(e) for journal in journals for e in journal]  # the same serialized rows
+    rows = [event_row(e) for journal in journals for e in journal]  # the same serialized rows
     conn.execute("BEGIN")
-    conn.executemany(_INSERT_EVENT, rows)
+    conn.executemany(INSERT_EVENT, rows)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -98,7 +98,7 @@ def bare_commit_each(path: Path, journals: list[list[Event]]) -> float:
     started = time.perf_counter()
     for journal in journals:
         for event in journal:
-            conn.execute(_INSERT_EVENT, _event_row(event))  # autocommit: one transaction per row
+            conn.execute(INSERT_EVENT, event_row(event))  # autocommit: one transaction per row
     elapsed = time.perf_counter() - started
     conn.close()
     return elapsed

@@ -44,6 +44,10 @@ NO_CONTEXT = GuardContext()
             "Vendor token Tq7vR2xW9mZ4kP8nB3cY6hJ1sD5fL0gA, commit 9fceb02d0ae598e95dc970b74767f19372d61af8.",
             "Vendor token [high_entropy], commit 9fceb02d0ae598e95dc970b74767f19372d61af8.",
         ),
+        (  # a call as Python shows it: the address in single quotes; an apostrophe inside one still belongs to it
+            "customer_profile(email='jane.doe@example.com') and o'brien@example.ie",
+            "customer_profile(email='[email]') and [email]",
+        ),
     ],
 )
 def test_redact_mode_replaces_whole_spans_with_their_kind(text: str, redacted: str) -> None:

@@ -8,7 +8,8 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
 
 - `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema, user,
   defined_in (the agent's module and file, for ``keel resume``), owner (host, pid, started, boot_id: the process
-  running it, so a run whose process died can be told from a live one). A resumed run starts again with resumed,
+  running it, so a run whose process died can be told from a live one), limits (the spending limits that apply:
+  key, scope and each ceiling set, for dashboards). A resumed run starts again with resumed,
   from (escalated | running), review_ids or interrupted_after, owner.
 - `model_called`: a model call returned or failed. model, step, text, tool_calls, finish_reason, provider_id,
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
@@ -43,7 +44,8 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   detector's input). Before a side-effecting tool runs: stage "tool_started", call_id, tool, attempt. Before a
   stopped run's best-effort answer: stage "stopping", reason (a resumed run keeps to the decided stop).
 - `plan_version`: a plan was made or revised. version, steps.
-- `run_finished`: a run ended. status, reason, output, report.
+- `run_finished`: a run ended (or paused). status, reason, output, report; its `latency_ms` is the run's working
+  time so far (time waiting for a person, or dead, excluded).
 
 Phases (`Phase`) attribute tokens and cost: routing, planning, execution, replanning, recovery, validation,
 summarization.

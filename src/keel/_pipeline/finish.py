@@ -46,6 +46,7 @@ async def start(spec: RunSpec) -> RunState:
             "user": spec.user,
             "defined_in": spec.defined_in,
             "owner": ProcessOwner.current().as_payload(),
+            "limits": [{"key": key, **limit.as_payload()} for limit, key in spec.spend_limits],
         },
     )
     await spec.store.create_run(row, event)
@@ -104,6 +105,7 @@ async def finish(state: RunState, end: Finish) -> RunResult:
         state,
         EventKind.RUN_FINISHED,
         {"status": end.status.value, "reason": end.reason, "output": output_json, "report": report_dict},
+        latency_ms=round((time.monotonic() - state.started) * 1000, 3),  # the run's working time, pauses excluded
     )
     row = dataclasses.replace(
         state.row,

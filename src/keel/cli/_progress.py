@@ -87,13 +87,16 @@ class ObservingStore:
         session_id: str | None = None,
         status: RunStatus | None = None,
         since: float | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered."""
-        return await self.inner.list_runs(limit=limit, agent=agent, session_id=session_id, status=status, since=since)
+        return await self.inner.list_runs(
+            limit=limit, agent=agent, session_id=session_id, status=status, since=since, offset=offset
+        )
 
-    async def events(self, run_id: str) -> list[Event]:
+    async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """The journal of a run in order."""
-        return await self.inner.events(run_id)
+        return await self.inner.events(run_id, after=after, limit=limit)
 
     def close(self) -> None:
         """Close the inner store."""

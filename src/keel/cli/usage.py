@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from rich.text import Text
 from keel.errors import StoreNotFoundError
 from keel.journal import Phase
 from keel.observe.usage import UsageReport, usage_report
+from keel.observe.window import parse_duration
 from keel.usage import PhaseUsage, Usage
 
 from ._common import StoreOption, keel_errors, out_console, run_async, using_store
@@ -23,18 +23,15 @@ from ._render import money
 
 __all__ = ["parse_since", "usage_command"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-
 
 def parse_since(value: str | None) -> float | None:
     """``"24h"`` → the Unix time 24 hours ago; None stays None. Units: s, m, h, d."""
     if value is None:
         return None
-    match = _SINCE.match(value)
-    if match is None:
-        raise typer.BadParameter(f"{value!r} is not a duration: write a number and a unit, such as 90s, 30m, 24h, 7d")
-    return time.time() - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return time.time() - parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _row(name: str, usage: Usage | PhaseUsage) -> list[str]:

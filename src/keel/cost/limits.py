@@ -97,6 +97,10 @@ class SpendLimit:
             return None if user is None else f"user:{user}"
         return "global"
 
+    def as_payload(self) -> dict[str, float | str]:
+        """The ceilings set, and the scope, as JSON (journaled with each run for dashboards)."""
+        return {"scope": self.scope, **{c.name: c.value for c in self.ceilings()}}
+
     def __str__(self) -> str:
         parts = [f"{c.name}={c.value:g}" for c in self.ceilings()]
         return f"SpendLimit({', '.join(parts)}, scope={self.scope!r})"

@@ -57,8 +57,9 @@ def _has_label(text: str, start: int, label: re.Pattern[str], window: int = 40) 
 
 # --- email ---------------------------------------------------------------------------------------------------
 
-# Letters and digits in any script (\w without "_"), so "josé@ejemplo.es" and IDN domains count.
-_EMAIL = re.compile(r"(?<![\w.%+'-])[^\W_][\w.%+'-]{0,63}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])")
+# Letters and digits in any script (\w without "_"), so "josé@ejemplo.es" and IDN domains count. An apostrophe may
+# be inside the local part (o'brien@…) but also just before the address: Python shows strings in single quotes.
+_EMAIL = re.compile(r"(?<![\w.%+-])[^\W_][\w.%+'-]{0,63}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])")
 # "user:password@host" inside a URL is a credential (see `_URL_CREDENTIALS`), not an address.
 _IN_URL_AUTHORITY = re.compile(r"://[^\s/@]*$")
 

@@ -17,7 +17,7 @@ from keel.journal import EventKind
 from keel.observe.usage import MAX_RUNS
 from keel.store.base import Store
 
-__all__ = ["ToolCallRecord", "ToolStats", "tool_calls", "tool_stats"]
+__all__ = ["ToolCallRecord", "ToolStats", "preview", "tool_calls", "tool_stats"]
 
 RESULT_CHARS = 200
 """How much of a result (or error) a record keeps."""
@@ -44,7 +44,8 @@ class ToolCallRecord:
     """The result, or the error, redacted and cut to `RESULT_CHARS`."""
 
 
-def _shown(value: Any, limit: int) -> str:
+def preview(value: Any, limit: int) -> str:
+    """`value` as operators may see it: JSON for structures, personal data and secrets redacted, cut to `limit`."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
     text = redact_pii(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -80,8 +81,8 @@ async def tool_calls(
                     outcome=str(p.get("outcome")),
                     latency_ms=event.latency_ms,
                     cost_usd=event.cost_usd,
-                    arguments=_shown(p.get("arguments", {}), RESULT_CHARS),
-                    result=_shown(shown or "", RESULT_CHARS),
+                    arguments=preview(p.get("arguments", {}), RESULT_CHARS),
+                    result=preview(shown or "", RESULT_CHARS),
                 )
             )
     found.sort(key=lambda record: record.ts, reverse=True)

@@ -89,6 +89,25 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT RAISE(ABORT, 'a decided review item is final');
     END;
     """,
+    # 4: rollups, counters kept with the journal per minute, hour and day for dashboards and metrics
+    # (keel.store.rollups); a store migrated from version 3 counts the events it already has. Runs by status.
+    """
+    CREATE TABLE rollups (
+        span       INTEGER NOT NULL,
+        metric     TEXT NOT NULL,
+        bucket     INTEGER NOT NULL,
+        agent      TEXT NOT NULL,
+        label1     TEXT NOT NULL,
+        label2     TEXT NOT NULL,
+        n          INTEGER NOT NULL,
+        tokens_in  INTEGER NOT NULL,
+        tokens_out INTEGER NOT NULL,
+        cost_usd   REAL NOT NULL,
+        value      REAL NOT NULL,
+        PRIMARY KEY (span, metric, bucket, agent, label1, label2)
+    ) WITHOUT ROWID;
+    CREATE INDEX runs_by_status ON runs (status, started_at DESC);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

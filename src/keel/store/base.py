@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from keel.journal import Event
+from keel.journal import Event, EventKind
 from keel.result import RunStatus
+from keel.store.rollups import RollupRow
 
 __all__ = [
     "REVIEW_STATUSES",
@@ -226,12 +227,49 @@ class Store(Protocol):
         session_id: str | None = None,
         status: RunStatus | None = None,
         since: float | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered (`since`: started at or after this Unix time)."""
+        """Most recent runs first, optionally filtered (`since`: started at or after this Unix time).
+
+        `offset` skips that many matching runs (paging).
+        """
         ...
 
-    async def events(self, run_id: str) -> list[Event]:
-        """The journal of a run in order; `UnknownRunError` when there is no such run."""
+    async def count_runs(
+        self,
+        *,
+        agent: str | None = None,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+        since: float | None = None,
+    ) -> int:
+        """How many runs `list_runs` would find with these filters and no limit."""
+        ...
+
+    async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        """The journal of a run in order; `UnknownRunError` when there is no such run.
+
+        Only the events with ``seq > after``, and at most `limit` of them (paging a long journal).
+        """
+        ...
+
+    async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
+        """The latest events of one kind across all runs (at or after `since`), newest first."""
+        ...
+
+    async def rollups(
+        self, *, since: float | None = None, metrics: Sequence[str] | None = None, bucket_s: int = 60
+    ) -> list[RollupRow]:
+        """The rollup counters (`keel.store.rollups`) since `since`, optionally of some metrics only.
+
+        Summed per bucket of `bucket_s` seconds (a multiple of 60), agent, metric and labels; ``bucket_s=0`` sums
+        them all (every row's bucket is 0). The window starts at the beginning of the span `rollups.resolution`
+        reads: the minute `since` falls in for windows up to two days, the hour or the day for longer ones.
+        """
+        ...
+
+    async def data_version(self) -> int:
+        """A number that changes whenever anything in the store changed, in any process: cheap, for polling."""
         ...
 
     async def reserve_spend(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+import time
 from collections.abc import Sequence
 
 from keel.errors import ResumeError, ReviewError, StoreError, UnknownRunError
-from keel.journal import Event
+from keel.journal import Event, EventKind
 from keel.result import RunStatus
 from keel.store.base import (
     Decision,
@@ -23,6 +24,7 @@ from keel.store.base import (
     moved_on,
     not_paused,
 )
+from keel.store.rollups import RollupRow, increments, resolution
 
 __all__ = ["MemoryStore"]
 
@@ -39,6 +41,7 @@ class MemoryStore:
         self._spend_lock = threading.Lock()  # threads that share one store (run_sync in threads) reserve one at a time
         self._reviews: dict[str, ReviewItem] = {}
         self._reviews_lock = threading.Lock()  # of two threads deciding one item, exactly one wins
+        self._version = 0  # moves on every change, for `data_version`
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run with its first event."""
@@ -46,6 +49,7 @@ class MemoryStore:
             raise StoreError(f"run {run.run_id!r} already exists")
         self._runs[run.run_id] = dataclasses.replace(run)
         self._events[run.run_id] = [first]
+        self._version += 1
 
     async def finish_run(self, run: RunRecord, last: Event) -> None:
         """Append the last event and write the run's outcome."""
@@ -61,6 +65,7 @@ class MemoryStore:
         if journal and journal[-1].seq >= event.seq:
             raise StoreError(f"event {event.run_id}/{event.seq} already recorded: the journal is append-only")
         journal.append(event)
+        self._version += 1
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
         """Claim a paused run (status `paused` → running) and append `first`."""
@@ -91,23 +96,77 @@ class MemoryStore:
         session_id: str | None = None,
         status: RunStatus | None = None,
         since: float | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered."""
-        runs = [
-            dataclasses.replace(r)
+        """Most recent runs first, optionally filtered, from the `offset`-th match."""
+        runs = [dataclasses.replace(r) for r in self._matching(agent, session_id, status, since)]
+        runs.sort(key=lambda r: r.started_at, reverse=True)
+        return runs[offset : offset + limit]
+
+    async def count_runs(
+        self,
+        *,
+        agent: str | None = None,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+        since: float | None = None,
+    ) -> int:
+        """How many runs `list_runs` would find with these filters and no limit."""
+        return len(self._matching(agent, session_id, status, since))
+
+    def _matching(
+        self, agent: str | None, session_id: str | None, status: RunStatus | None, since: float | None
+    ) -> list[RunRecord]:
+        return [
+            r
             for r in self._runs.values()
             if (agent is None or r.agent == agent)
             and (session_id is None or r.session_id == session_id)
             and (status is None or r.status == status)
             and (since is None or r.started_at >= since)
         ]
-        runs.sort(key=lambda r: r.started_at, reverse=True)
-        return runs[:limit]
 
-    async def events(self, run_id: str) -> list[Event]:
-        """The journal of a run in order."""
+    async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        """The journal of a run in order: the events after seq `after`, at most `limit` of them."""
         await self.get_run(run_id)
-        return list(self._events.get(run_id, ()))
+        found = [e for e in self._events.get(run_id, ()) if e.seq > after]
+        return found if limit is None else found[:limit]
+
+    async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
+        """The latest events of one kind across all runs, newest first."""
+        found = [
+            e
+            for journal in self._events.values()
+            for e in journal
+            if e.kind is kind and (since is None or e.ts >= since)
+        ]
+        found.sort(key=lambda e: e.ts, reverse=True)
+        return found[:limit]
+
+    async def rollups(
+        self, *, since: float | None = None, metrics: Sequence[str] | None = None, bucket_s: int = 60
+    ) -> list[RollupRow]:
+        """Rollup counters, computed from the journals (an in-memory store is small), as SQLite's read them."""
+        span = resolution(since, bucket_s, time.time())
+        start = None if since is None else int(since // span) * span
+        sums: dict[tuple[int, str, str, str, str], list[float]] = {}
+        for run_id, journal in self._events.items():
+            agent = self._runs[run_id].agent if run_id in self._runs else ""
+            for event in journal:
+                if start is not None and event.ts < start:
+                    continue
+                bucket = int(event.ts // bucket_s) * bucket_s if bucket_s > 0 else 0
+                for inc in increments(event):
+                    if metrics is not None and inc.metric not in metrics:
+                        continue
+                    total = sums.setdefault((bucket, agent, inc.metric, inc.label1, inc.label2), [0, 0, 0, 0.0, 0.0])
+                    for i, amount in enumerate((inc.n, inc.tokens_in, inc.tokens_out, inc.cost_usd, inc.value)):
+                        total[i] += amount
+        return [RollupRow(*key, int(t[0]), int(t[1]), int(t[2]), float(t[3]), float(t[4])) for key, t in sums.items()]
+
+    async def data_version(self) -> int:
+        """A number that changes whenever the store changed."""
+        return self._version
 
     async def reserve_spend(
         self, entry: SpendEntry, checks: Sequence[SpendCheck], *, purge_before: float | None = None
@@ -125,17 +184,20 @@ class MemoryStore:
                 if window.settled(check.unit) + window.reserved(check.unit) + requested > check.ceiling:
                     return SpendBlocked(check, window)
             self._spend[entry.entry_id] = entry
+            self._version += 1
             return None
 
     async def settle_spend(self, entry: SpendEntry) -> None:
         """Replace the reservation by the settled entry."""
         with self._spend_lock:
             self._spend[entry.entry_id] = entry
+            self._version += 1
 
     async def release_spend(self, entry_id: str) -> None:
         """Forget the reservation."""
         with self._spend_lock:
             self._spend.pop(entry_id, None)
+            self._version += 1
 
     async def spend_totals(self, key: str, since: float, *, now: float) -> SpendTotals:
         """Settled spend and live reservations under `key` since `since`."""
@@ -161,6 +223,7 @@ class MemoryStore:
             if item.id in self._reviews:
                 raise StoreError(f"review item {item.id!r} already exists")
             self._reviews[item.id] = dataclasses.replace(item, arguments=copy.deepcopy(item.arguments))
+            self._version += 1
 
     async def get_review(self, review_id: str) -> ReviewItem:
         """The review item with this id; `ReviewError` when there is none."""
@@ -190,6 +253,7 @@ class MemoryStore:
                 raise ReviewError(already_decided(item, decision))
             decided = dataclasses.replace(item, status=decision, decided_at=at, decided_by=by, note=note)
             self._reviews[review_id] = decided
+            self._version += 1
             return _copy(decided)
 
     def _get(self, review_id: str) -> ReviewItem:

@@ -9,21 +9,29 @@ A lock serializes the connection for programs that share one store between threa
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic_core import to_json
-
 from keel.errors import ResumeError, ReviewError, StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
-from keel.journal import Event, EventKind, Phase
+from keel.journal import Event, EventKind
 from keel.result import RunStatus
-from keel.store import _sqlite_reviews, _sqlite_spend
+from keel.store import _sqlite_reviews, _sqlite_rollups, _sqlite_spend
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
+from keel.store._sqlite_rows import (
+    EVENT_COLUMNS,
+    INSERT_EVENT,
+    RUN_COLUMNS,
+    event_of,
+    event_row,
+    run_record,
+    run_row,
+    split,
+)
 from keel.store.base import (
     Decision,
     ReviewItem,
@@ -36,20 +44,14 @@ from keel.store.base import (
     moved_on,
     not_paused,
 )
+from keel.store.rollups import RollupRow
 
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
 
-_RUN_COLUMNS = (
-    "run_id, agent, session_id, task, model, status, started_at, finished_at, steps, "
-    "input_tokens, output_tokens, cost_usd, output, report, reason"
-)
-
-
-def _dumps(value: Any) -> str:
-    # pydantic-core's serializer is several times faster than json.dumps and handles dates, enums, models.
-    return to_json(value, fallback=str).decode()
+# Work a migration does beyond its SQL: computing the rollups of the events a store already holds.
+_AFTER_MIGRATION: dict[int, Callable[[sqlite3.Connection], None]] = {4: _sqlite_rollups.backfill}
 
 
 class SQLiteStore:
@@ -67,6 +69,7 @@ class SQLiteStore:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
+        self._writes = 0  # this connection's own commits, which SQLite's data_version does not count
         self._conn = self._connect(create)
         if create:
             self._migrate()
@@ -132,8 +135,10 @@ class SQLiteStore:
                 try:
                     version = self._conn.execute("PRAGMA user_version").fetchone()[0]
                     for number in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in _split(MIGRATIONS[number - 1]):
+                        for statement in split(MIGRATIONS[number - 1]):
                             self._conn.execute(statement)
+                        if number in _AFTER_MIGRATION:
+                            _AFTER_MIGRATION[number](self._conn)
                         self._conn.execute(f"PRAGMA user_version={number}")
                     self._conn.execute("COMMIT")
                 except BaseException:
@@ -145,12 +150,16 @@ class SQLiteStore:
     def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
             with self._lock:
+                self._writes += 1
                 return self._conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
-    def _transaction(self, run_id: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
-        """Run `statements` atomically; each must change a row (an UPDATE of an unknown run rolls all back)."""
+    def _transaction(self, run_id: str, *statements: tuple[str, tuple[Any, ...]], counted: Event | None = None) -> None:
+        """Run `statements` atomically, then count `counted` in the rollups.
+
+        Each statement must change a row (an UPDATE of an unknown run rolls all back).
+        """
         try:
             with self._lock:
                 self._conn.execute("BEGIN")
@@ -158,6 +167,9 @@ class SQLiteStore:
                     for sql, params in statements:
                         if self._conn.execute(sql, params).rowcount == 0:
                             raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
+                    if counted is not None:
+                        self._conn.executemany(_sqlite_rollups.UPSERT, _sqlite_rollups.rows_of(counted))
+                    self._writes += 1
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -172,6 +184,7 @@ class SQLiteStore:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = work(self._conn)
+                    self._writes += 1
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -191,26 +204,43 @@ class SQLiteStore:
         """Insert a new run together with its first event, in one transaction."""
         self._transaction(
             run.run_id,
-            (f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", _run_row(run)),
-            (_INSERT_EVENT, _event_row(first)),
+            (f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", run_row(run)),
+            (INSERT_EVENT, event_row(first)),
+            counted=first,
         )
 
     async def finish_run(self, run: RunRecord, last: Event) -> None:
         """Append the last event and write the run's outcome, in one transaction."""
-        row = _run_row(run)
+        row = run_row(run)
         self._transaction(
             run.run_id,
-            (_INSERT_EVENT, _event_row(last)),
+            (INSERT_EVENT, event_row(last)),
             (
                 "UPDATE runs SET status=?, finished_at=?, steps=?, input_tokens=?, output_tokens=?, cost_usd=?, "
                 "output=?, report=?, reason=? WHERE run_id=?",
                 (*row[5:6], *row[7:], run.run_id),
             ),
+            counted=last,
         )
 
     async def append(self, event: Event) -> None:
-        """Append one event and commit it."""
-        self._write(_INSERT_EVENT, _event_row(event))
+        """Append one event and commit it, with the rollups it moves (most events move none: one statement)."""
+        counted = _sqlite_rollups.rows_of(event)
+        if not counted:
+            self._write(INSERT_EVENT, event_row(event))
+            return
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN")
+                try:
+                    self._conn.execute(INSERT_EVENT, event_row(event))
+                    self._conn.executemany(_sqlite_rollups.UPSERT, counted)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
         """Claim a paused run (status `paused` → running) and append `first`, in one ``BEGIN IMMEDIATE``.
@@ -229,17 +259,17 @@ class SQLiteStore:
             if last != first.seq - 1:  # someone appended since the caller read the journal: it is not theirs
                 raise ResumeError(moved_on(run_id))
             conn.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
-            conn.execute(_INSERT_EVENT, _event_row(first))
+            conn.execute(INSERT_EVENT, event_row(first))
 
         self._immediate(claim)
         return await self.get_run(run_id)
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; `UnknownRunError` when there is none."""
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._read(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
-        return _run_record(rows[0])
+        return run_record(rows[0])
 
     async def list_runs(
         self,
@@ -249,33 +279,56 @@ class SQLiteStore:
         session_id: str | None = None,
         status: RunStatus | None = None,
         since: float | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("agent", agent), ("session_id", session_id), ("status", status)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
-        if since is not None:
-            clauses.append("started_at >= ?")
-            params.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC LIMIT ?", (*params, limit))
-        return [_run_record(row) for row in rows]
+        """Most recent runs first, optionally filtered, from the `offset`-th match."""
+        where, params = _run_filter(agent, session_id, status, since)
+        rows = self._read(
+            f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [run_record(row) for row in rows]
 
-    async def events(self, run_id: str) -> list[Event]:
-        """The journal of a run in order."""
+    async def count_runs(
+        self,
+        *,
+        agent: str | None = None,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+        since: float | None = None,
+    ) -> int:
+        """How many runs `list_runs` would find with these filters and no limit."""
+        where, params = _run_filter(agent, session_id, status, since)
+        return int(self._read(f"SELECT COUNT(*) FROM runs {where}", params)[0][0])
+
+    async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        """The journal of a run in order: the events after seq `after`, at most `limit` of them."""
         await self.get_run(run_id)
         rows = self._read(
-            "SELECT run_id, seq, kind, phase, payload, tokens_in, tokens_out, cost_usd, latency_ms, ts "
-            "FROM events WHERE run_id = ? ORDER BY seq",
-            (run_id,),
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, -1 if limit is None else limit),
         )
-        return [
-            Event(r[0], r[1], EventKind(r[2]), Phase(r[3]), json.loads(r[4]), r[5], r[6], r[7], r[8], r[9])
-            for r in rows
-        ]
+        return [event_of(r) for r in rows]
+
+    async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
+        """The latest events of one kind across all runs, newest first."""
+        rows = self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = ? AND ts >= ? ORDER BY ts DESC LIMIT ?",
+            (kind.value, since if since is not None else float("-inf"), limit),
+        )
+        return [event_of(r) for r in rows]
+
+    async def rollups(
+        self, *, since: float | None = None, metrics: Sequence[str] | None = None, bucket_s: int = 60
+    ) -> list[RollupRow]:
+        """Rollup counters summed per bucket of `bucket_s` seconds (0: totals), agent, metric and labels."""
+        sql, params = _sqlite_rollups.select(since, metrics, bucket_s, time.time())
+        return [_sqlite_rollups.row_of(row) for row in self._read(sql, params)]
+
+    async def data_version(self) -> int:
+        """A number that changes whenever the store changed, in this process or another: cheap, for polling."""
+        (version,) = self._read("PRAGMA data_version", ())[0]
+        return int(version) + self._writes
 
     async def reserve_spend(
         self, entry: SpendEntry, checks: Sequence[SpendCheck], *, purge_before: float | None = None
@@ -340,74 +393,16 @@ class SQLiteStore:
             self._conn.close()
 
 
-_INSERT_EVENT = (
-    "INSERT INTO events (run_id, seq, kind, phase, payload, tokens_in, tokens_out, cost_usd, latency_ms, ts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _event_row(event: Event) -> tuple[Any, ...]:
-    return (
-        event.run_id,
-        event.seq,
-        event.kind.value,
-        event.phase.value,
-        _dumps(event.payload),
-        event.tokens_in,
-        event.tokens_out,
-        event.cost_usd,
-        event.latency_ms,
-        event.ts,
-    )
-
-
-def _split(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    current = ""
-    for line in script.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return statements
-
-
-def _run_row(run: RunRecord) -> tuple[Any, ...]:
-    return (
-        run.run_id,
-        run.agent,
-        run.session_id,
-        run.task,
-        run.model,
-        run.status.value,
-        run.started_at,
-        run.finished_at,
-        run.steps,
-        run.input_tokens,
-        run.output_tokens,
-        run.cost_usd,
-        None if run.output is None else _dumps(run.output),
-        None if run.report is None else _dumps(run.report),
-        run.reason,
-    )
-
-
-def _run_record(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        agent=row[1],
-        session_id=row[2],
-        task=row[3],
-        model=row[4],
-        status=RunStatus(row[5]),
-        started_at=row[6],
-        finished_at=row[7],
-        steps=row[8],
-        input_tokens=row[9],
-        output_tokens=row[10],
-        cost_usd=row[11],
-        output=None if row[12] is None else json.loads(row[12]),
-        report=None if row[13] is None else json.loads(row[13]),
-        reason=row[14],
-    )
+def _run_filter(
+    agent: str | None, session_id: str | None, status: RunStatus | None, since: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("agent", agent), ("session_id", session_id), ("status", status)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(str(value))
+    if since is not None:
+        clauses.append("started_at >= ?")
+        params.append(since)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), tuple(params)
