@@ -8,6 +8,7 @@ import typer
 
 from keel import __version__
 
+from .dashboard import dashboard_command
 from .demo import demo_command
 from .inspect import runs_command, trace_command
 from .resume import resume_command
@@ -33,6 +34,7 @@ app.command("trace")(trace_command)
 app.command("usage")(usage_command)
 app.command("tools")(tools_command)
 app.add_typer(review_app, name="review")
+app.command("dashboard")(dashboard_command)
 
 
 def _print_version(value: bool) -> None:
