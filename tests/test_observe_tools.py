@@ -1,5 +1,6 @@
 """The tool-call log (O2): `tool_calls`, `tool_stats` and ``keel tools``: every attempt, redacted, filterable."""
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from keel import Agent, RetryPolicy, tool
+from keel import Agent, Event, RetryPolicy, tool
 from keel.cli.main import app
+from keel.journal import EventKind
 from keel.observe import tool_calls, tool_stats
 from keel.store import SQLiteStore
 from keel.testing import ScriptedModel, call, reply
@@ -77,3 +79,30 @@ def test_keel_tools_lists_and_filters_calls(db: Path) -> None:
 
     none = CliRunner().invoke(app, ["tools", "--outcome", "timeout", "--store", str(db)])
     assert none.exit_code == 0 and "no tool calls match" in none.stdout
+
+
+async def test_a_tool_result_served_from_a_cache_is_listed_as_cached_not_as_an_attempt(db: Path) -> None:
+    store = SQLiteStore(db)
+    try:
+        run = (await store.list_runs(agent="other"))[0]
+        last = (await store.events(run.run_id))[-1].seq
+        hit = {"key": "k1", "saved_tokens": 0, "saved_cost_usd": 0.002, "tool": "geocode", "call_id": "c9",
+               "arguments": {"address": "Dam 1"}, "result": "52.37,4.90"}  # fmt: skip
+        await store.append(Event(run.run_id, last + 1, EventKind.CACHE_HIT, payload=hit, latency_ms=0.2))
+        cached = await tool_calls(store, tool="geocode", agent="other")
+        assert [(r.cache_hit, r.outcome, r.result) for r in cached] == [(True, "ok", "52.37,4.90")]
+        (geo,) = tool_stats(cached)
+        assert (geo.cache_hits, geo.attempts) == (1, 0)
+    finally:
+        store.close()
+
+
+def test_keel_tools_shows_a_cache_hit_as_cached(db: Path) -> None:
+    store = SQLiteStore(db)
+    run = asyncio.run(store.list_runs(agent="other"))[0]
+    last = asyncio.run(store.events(run.run_id))[-1].seq
+    hit = {"key": "k1", "tool": "find_customer", "call_id": "c9", "arguments": {}, "result": "{}"}
+    asyncio.run(store.append(Event(run.run_id, last + 1, EventKind.CACHE_HIT, payload=hit)))
+    store.close()
+    shown = CliRunner().invoke(app, ["tools", "--agent", "other", "--store", str(db)], env={"COLUMNS": "220"})
+    assert "cached" in shown.stdout

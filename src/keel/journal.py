@@ -39,7 +39,8 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   arguments), degraded (to: null — the tool is given up on for the run) with feedback (what the model is told).
 - `loop_detected`: the run returned to a state it had visited, or stopped learning. state_hash, step, kind
   (repeat | no_progress), period, action (nudge, with the feedback the model read | break | escalate), detail.
-- `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd.
+- `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd; for a tool call also tool,
+  call_id, arguments and result (the tool-call log lists it as a cached call).
 - `checkpoint`: a resumable point was reached. After each step: step, state_hash, results (digests; the loop
   detector's input). Before a side-effecting tool runs: stage "tool_started", call_id, tool, attempt. Before a
   stopped run's best-effort answer: stage "stopping", reason (a resumed run keeps to the decided stop).

@@ -60,14 +60,15 @@ def tools_command(
     for r in records:
         calls.add_row(
             timestamp(r.ts)[5:19], r.run_id, r.tool, str(r.attempt),
-            Text(r.outcome, style=_OUTCOME_STYLE.get(r.outcome, "red")), f"{r.latency_ms:,.0f}", money(r.cost_usd),
+            Text("cached" if r.cache_hit else r.outcome, style=_OUTCOME_STYLE.get(r.outcome, "red")),
+            f"{r.latency_ms:,.0f}", money(r.cost_usd),
             Text(r.arguments), Text(r.result),
         )  # fmt: skip
     console.print(calls)
     per_tool = Table(title="by tool", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("tool", "attempts", "failed", "p50 ms", "p95 ms", "cost"):
+    for name in ("tool", "attempts", "failed", "cached", "p50 ms", "p95 ms", "cost"):
         per_tool.add_column(name, justify="left" if name == "tool" else "right")
     for s in tool_stats(records):
-        per_tool.add_row(s.tool, str(s.attempts), str(s.failures), f"{s.p50_ms:,.0f}", f"{s.p95_ms:,.0f}",
-                         money(s.cost_usd))  # fmt: skip
+        per_tool.add_row(s.tool, str(s.attempts), str(s.failures), str(s.cache_hits), f"{s.p50_ms:,.0f}",
+                         f"{s.p95_ms:,.0f}", money(s.cost_usd))  # fmt: skip
     console.print(per_tool)

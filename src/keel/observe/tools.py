@@ -42,6 +42,8 @@ class ToolCallRecord:
     """The arguments as JSON, redacted."""
     result: str
     """The result, or the error, redacted and cut to `RESULT_CHARS`."""
+    cache_hit: bool = False
+    """The result came from a cache (a ``cache_hit`` event naming the tool): the tool did not run."""
 
 
 def preview(value: Any, limit: int) -> str:
@@ -65,11 +67,13 @@ async def tool_calls(
     for run in await store.list_runs(limit=MAX_RUNS, agent=agent, since=since):
         for event in await store.events(run.run_id):
             p = event.payload
-            if event.kind is not EventKind.TOOL_CALLED or (tool and p.get("tool") != tool):
+            cached = event.kind is EventKind.CACHE_HIT and "tool" in p
+            if not (event.kind is EventKind.TOOL_CALLED or cached) or (tool and p.get("tool") != tool):
                 continue
-            if (outcome and p.get("outcome") != outcome) or (since is not None and event.ts < since):
+            status = "ok" if cached else str(p.get("outcome"))
+            if (outcome and status != outcome) or (since is not None and event.ts < since):
                 continue
-            shown = p.get("result") if p.get("outcome") == "ok" else p.get("error")
+            shown = p.get("result") if status == "ok" else p.get("error")
             found.append(
                 ToolCallRecord(
                     ts=event.ts,
@@ -77,12 +81,13 @@ async def tool_calls(
                     agent=run.agent,
                     tool=str(p.get("tool")),
                     call_id=str(p.get("call_id")),
-                    attempt=int(p.get("attempt", 1)),
-                    outcome=str(p.get("outcome")),
+                    attempt=int(p.get("attempt", 0 if cached else 1)),
+                    outcome=status,
                     latency_ms=event.latency_ms,
                     cost_usd=event.cost_usd,
                     arguments=preview(p.get("arguments", {}), RESULT_CHARS),
                     result=preview(shown or "", RESULT_CHARS),
+                    cache_hit=cached,
                 )
             )
     found.sort(key=lambda record: record.ts, reverse=True)
@@ -91,11 +96,12 @@ async def tool_calls(
 
 @dataclass(slots=True)
 class ToolStats:
-    """Per tool: attempts, failures, latency percentiles and cost."""
+    """Per tool: attempts, failures, cache hits, latency percentiles and cost."""
 
     tool: str
     attempts: int = 0
     failures: int = 0
+    cache_hits: int = 0
     cost_usd: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -117,6 +123,9 @@ def tool_stats(records: list[ToolCallRecord]) -> list[ToolStats]:
     stats: dict[str, ToolStats] = {}
     for record in records:
         entry = stats.setdefault(record.tool, ToolStats(record.tool))
+        if record.cache_hit:  # served from the cache: not an attempt, and its latency is not the tool's
+            entry.cache_hits += 1
+            continue
         entry.attempts += 1
         entry.failures += record.outcome != "ok"
         entry.cost_usd += record.cost_usd

@@ -135,6 +135,7 @@ class ToolCallEntry(BaseModel):
     cost_usd: float
     arguments: str
     result: str
+    cache_hit: bool = Field(default=False, description="Served from a cache: the tool did not run.")
 
 
 class UsageRow(BaseModel):

@@ -99,7 +99,7 @@ async def run_detail(store: Store, run_id: str, *, after: int = 0) -> RunDetail:
         trace=[_trace_entry(e) for e in page[:TRACE_PAGE]],
         events_total=last_seq if last_seq is not None else await _last_seq(store, run_id, journal),
         next_after=page[TRACE_PAGE - 1].seq if more else None,
-        tool_calls=[_tool_call(e) for e in journal if e.kind is EventKind.TOOL_CALLED],
+        tool_calls=[_tool_call(e) for e in journal if _is_tool_call(e)],
         by_phase=_by_phase(journal),
         by_model=_by_model(journal),
         reviews=[review_entry(item) for item in reviews],
@@ -152,18 +152,25 @@ def _trace_entry(event: Event) -> TraceEntry:
     )
 
 
+def _is_tool_call(event: Event) -> bool:
+    cached = event.kind is EventKind.CACHE_HIT and "tool" in event.payload
+    return event.kind is EventKind.TOOL_CALLED or cached
+
+
 def _tool_call(event: Event) -> ToolCallEntry:
     p = event.payload
-    outcome = str(p.get("outcome", ""))
+    cached = event.kind is EventKind.CACHE_HIT
+    outcome = "ok" if cached else str(p.get("outcome", ""))
     return ToolCallEntry(
         seq=event.seq,
         tool=str(p.get("tool", "")),
-        attempt=int(p.get("attempt") or 0),
+        attempt=int(p.get("attempt") or 0),  # 0: not run (unavailable, or served from the cache)
         outcome=outcome,
         latency_ms=event.latency_ms,
         cost_usd=event.cost_usd,
         arguments=preview(p.get("arguments", {}), 300),
         result=preview(p.get("result") if outcome == "ok" else p.get("error"), 300),
+        cache_hit=cached,
     )
 
 
