@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/local_model.py
 	$(BIN)/python bench/journal.py
+	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/chaos.py
 
 clean:

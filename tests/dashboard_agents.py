@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+import escalation_agents
 from keel import Agent, Budget, RetryPolicy, SpendLimit, tool
 from keel.models import ModelRequest, ModelResponse, ToolResultMessage
 from keel.recovery import LoopDetector
@@ -63,14 +62,8 @@ def render_note(text: str) -> str:
     return f"<b>{text}</b><script>alert('xss')</script><img src=x onerror=alert(1)>"
 
 
-@tool(side_effects=True, severity="critical")
-def refund(order_id: str, amount: float) -> str:
-    """Refund an order (money leaves the company: a person approves it first)."""
-    ledger = os.environ.get("KEEL_TEST_REFUNDS")
-    if ledger:
-        with Path(ledger).open("a") as file:
-            file.write(f"{order_id} {amount}\n")
-    return f"refunded {amount} on {order_id}"
+refund = tool(side_effects=True, severity="critical", name="refund")(escalation_agents.refund.function)
+"""Money leaves the company: a person approves it first. Records each refund in ``KEEL_TEST_REFUNDS``."""
 
 
 def _why(turn: ModelResponse, reason: str) -> ModelResponse:

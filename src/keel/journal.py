@@ -26,8 +26,10 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
 - `guard_verdict`: a guard judged an input or an output. guard, verdict (pass | fail | flag | redact | block |
   escalate), target (input | tool_output | output), detail, findings (kinds and masked previews); feedback (the
   correction the model was sent, when it was).
-- `budget_reserved`: worst-case spend reserved before a call. tokens, cost_usd, limit.
-- `budget_refused`: a call was refused because a limit would be crossed. limit, needed, remaining.
+- `budget_reserved`: worst-case spend reserved in the spend ledger before a call, under spending limits.
+  entry_id, keys (the ledger keys charged), usd, tokens, ttl_s (when an unsettled reservation stops counting).
+- `budget_refused`: a call was refused because a limit would be crossed. limit, needed; remaining (a run's
+  `Budget`) or key, window, ceiling, spent, reserved (a `SpendLimit`).
 - `escalated`: the run paused for a person. reason, trigger (severity | taint | confidence | cost | guard),
   review_ids, pending (the held step: tool calls, an answer, or spending), elapsed_s.
 - `review_decided`: a resumed run applies a decision. review_id, decision, by, note, action, decided_at; call_id

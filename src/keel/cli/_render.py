@@ -146,6 +146,11 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Text]] = {
     EventKind.TOOL_REJECTED: _tool_rejected,
     EventKind.GUARD_VERDICT: _guard_verdict,
     EventKind.RUN_FINISHED: _run_finished,
+    EventKind.BUDGET_RESERVED: lambda p: Text(
+        f"reserved {p.get('tokens', 0):,} tokens · {money(float(p.get('usd') or 0))} against "
+        f"{', '.join(p.get('keys') or []) or 'the limits'}",
+        style="dim",
+    ),
     EventKind.BUDGET_REFUSED: lambda p: Text(
         f"{p.get('limit')}: needs {p.get('needed')}, {p.get('remaining')} left", style="yellow"
     ),

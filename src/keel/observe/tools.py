@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.guardrails.pii import redact_pii
-from keel.journal import EventKind
+from keel.journal import Event, EventKind
 from keel.observe.usage import MAX_RUNS
 from keel.store.base import Store
 
-__all__ = ["ToolCallRecord", "ToolStats", "preview", "tool_calls", "tool_stats"]
+__all__ = ["ToolCallRecord", "ToolStats", "preview", "tool_call_record", "tool_calls", "tool_stats"]
 
 RESULT_CHARS = 200
 """How much of a result (or error) a record keeps."""
@@ -44,6 +44,8 @@ class ToolCallRecord:
     """The result, or the error, redacted and cut to `RESULT_CHARS`."""
     cache_hit: bool = False
     """The result came from a cache (a ``cache_hit`` event naming the tool): the tool did not run."""
+    seq: int = 0
+    """The event's position in its run's journal."""
 
 
 def preview(value: Any, limit: int) -> str:
@@ -66,32 +68,38 @@ async def tool_calls(
     found: list[ToolCallRecord] = []
     for run in await store.list_runs(limit=MAX_RUNS, agent=agent, since=since):
         for event in await store.events(run.run_id):
-            p = event.payload
-            cached = event.kind is EventKind.CACHE_HIT and "tool" in p
-            if not (event.kind is EventKind.TOOL_CALLED or cached) or (tool and p.get("tool") != tool):
+            record = tool_call_record(event, run.agent)
+            if record is None or (tool and record.tool != tool) or (outcome and record.outcome != outcome):
                 continue
-            status = "ok" if cached else str(p.get("outcome"))
-            if (outcome and status != outcome) or (since is not None and event.ts < since):
-                continue
-            shown = p.get("result") if status == "ok" else p.get("error")
-            found.append(
-                ToolCallRecord(
-                    ts=event.ts,
-                    run_id=run.run_id,
-                    agent=run.agent,
-                    tool=str(p.get("tool")),
-                    call_id=str(p.get("call_id")),
-                    attempt=int(p.get("attempt", 0 if cached else 1)),
-                    outcome=status,
-                    latency_ms=event.latency_ms,
-                    cost_usd=event.cost_usd,
-                    arguments=preview(p.get("arguments", {}), RESULT_CHARS),
-                    result=preview(shown or "", RESULT_CHARS),
-                    cache_hit=cached,
-                )
-            )
+            if since is None or event.ts >= since:
+                found.append(record)
     found.sort(key=lambda record: record.ts, reverse=True)
     return found[:limit]
+
+
+def tool_call_record(event: Event, agent: str) -> ToolCallRecord | None:
+    """`event` as the tool-call log shows it (redacted, cut), or None when it is not a tool call or a cached one."""
+    p = event.payload
+    cached = event.kind is EventKind.CACHE_HIT and "tool" in p
+    if event.kind is not EventKind.TOOL_CALLED and not cached:
+        return None
+    status = "ok" if cached else str(p.get("outcome"))
+    shown = p.get("result") if status == "ok" else p.get("error")
+    return ToolCallRecord(
+        ts=event.ts,
+        run_id=event.run_id,
+        agent=agent,
+        tool=str(p.get("tool")),
+        call_id=str(p.get("call_id")),
+        attempt=int(p.get("attempt", 0 if cached else 1)),
+        outcome=status,
+        latency_ms=event.latency_ms,
+        cost_usd=event.cost_usd,
+        arguments=preview(p.get("arguments", {}), RESULT_CHARS),
+        result=preview(shown or "", RESULT_CHARS),
+        cache_hit=cached,
+        seq=event.seq,
+    )
 
 
 @dataclass(slots=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from keel.observe.tools import ToolCallRecord
+
 __all__ = [
     "AgentSpend",
     "AgentsPage",
@@ -21,7 +23,6 @@ __all__ = [
     "RunDetail",
     "RunSummary",
     "RunsPage",
-    "ToolCallEntry",
     "TraceEntry",
     "UsageRow",
 ]
@@ -124,20 +125,6 @@ class TraceEntry(BaseModel):
     informed_by: list[int] = Field(description="Seqs of the events whose data informed the decision.")
 
 
-class ToolCallEntry(BaseModel):
-    """One tool call attempt of a run."""
-
-    seq: int
-    tool: str
-    attempt: int
-    outcome: str
-    latency_ms: float
-    cost_usd: float
-    arguments: str
-    result: str
-    cache_hit: bool = Field(default=False, description="Served from a cache: the tool did not run.")
-
-
 class UsageRow(BaseModel):
     """Tokens and money of one phase (or model) of a run."""
 
@@ -174,7 +161,7 @@ class RunDetail(BaseModel):
     trace: list[TraceEntry]
     events_total: int
     next_after: int | None = Field(description="Pass as ?after= for the next page of the trace; null at the end.")
-    tool_calls: list[ToolCallEntry]
+    tool_calls: list[ToolCallRecord] = Field(description="Every attempt and cached result, as `keel tools` lists them.")
     by_phase: list[UsageRow]
     by_model: list[UsageRow]
     reviews: list[ReviewEntry]

@@ -9,13 +9,13 @@ from typing import Any
 from keel.cli._render import event_details, event_summary
 from keel.guardrails.pii import redact_pii
 from keel.journal import Event, EventKind
-from keel.observe.tools import preview
+from keel.observe.tools import preview, tool_call_record
 from keel.observe.window import parse_duration
 from keel.result import RunStatus
 from keel.store.base import ReviewItem, Store
 from keel.usage import Usage
 
-from .models import ReviewEntry, RunDetail, RunsPage, ToolCallEntry, TraceEntry, UsageRow
+from .models import ReviewEntry, RunDetail, RunsPage, TraceEntry, UsageRow
 from .overview import run_summary
 
 __all__ = ["MAX_PAGE", "TRACE_PAGE", "RunFilters", "review_entry", "run_detail", "runs_page", "whole"]
@@ -99,7 +99,7 @@ async def run_detail(store: Store, run_id: str, *, after: int = 0) -> RunDetail:
         trace=[_trace_entry(e) for e in page[:TRACE_PAGE]],
         events_total=last_seq if last_seq is not None else await _last_seq(store, run_id, journal),
         next_after=page[TRACE_PAGE - 1].seq if more else None,
-        tool_calls=[_tool_call(e) for e in journal if _is_tool_call(e)],
+        tool_calls=[r for e in journal if (r := tool_call_record(e, run.agent)) is not None],
         by_phase=_by_phase(journal),
         by_model=_by_model(journal),
         reviews=[review_entry(item) for item in reviews],
@@ -149,28 +149,6 @@ def _trace_entry(event: Event) -> TraceEntry:
         reason=None if reason is None else preview(reason, 500),
         alternatives=[preview(a, 80) for a in (p.get("alternatives") or [])[:50]] if decision else [],
         informed_by=[int(seq) for seq in (p.get("informed_by") or [])[:50] if isinstance(seq, int)],
-    )
-
-
-def _is_tool_call(event: Event) -> bool:
-    cached = event.kind is EventKind.CACHE_HIT and "tool" in event.payload
-    return event.kind is EventKind.TOOL_CALLED or cached
-
-
-def _tool_call(event: Event) -> ToolCallEntry:
-    p = event.payload
-    cached = event.kind is EventKind.CACHE_HIT
-    outcome = "ok" if cached else str(p.get("outcome", ""))
-    return ToolCallEntry(
-        seq=event.seq,
-        tool=str(p.get("tool", "")),
-        attempt=int(p.get("attempt") or 0),  # 0: not run (unavailable, or served from the cache)
-        outcome=outcome,
-        latency_ms=event.latency_ms,
-        cost_usd=event.cost_usd,
-        arguments=preview(p.get("arguments", {}), 300),
-        result=preview(p.get("result") if outcome == "ok" else p.get("error"), 300),
-        cache_hit=cached,
     )
 
 

@@ -155,8 +155,10 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
-    def _transaction(self, run_id: str, *statements: tuple[str, tuple[Any, ...]], counted: Event | None = None) -> None:
-        """Run `statements` atomically, then count `counted` in the rollups.
+    def _transaction(
+        self, run_id: str, *statements: tuple[str, tuple[Any, ...]], counted: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
+        """Run `statements` atomically, then the rollup upserts `counted` (`_sqlite_rollups.rows_of`).
 
         Each statement must change a row (an UPDATE of an unknown run rolls all back).
         """
@@ -167,8 +169,8 @@ class SQLiteStore:
                     for sql, params in statements:
                         if self._conn.execute(sql, params).rowcount == 0:
                             raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
-                    if counted is not None:
-                        self._conn.executemany(_sqlite_rollups.UPSERT, _sqlite_rollups.rows_of(counted))
+                    if counted:
+                        self._conn.executemany(_sqlite_rollups.UPSERT, counted)
                     self._writes += 1
                     self._conn.execute("COMMIT")
                 except BaseException:
@@ -206,7 +208,7 @@ class SQLiteStore:
             run.run_id,
             (f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", run_row(run)),
             (INSERT_EVENT, event_row(first)),
-            counted=first,
+            counted=_sqlite_rollups.rows_of(first),
         )
 
     async def finish_run(self, run: RunRecord, last: Event) -> None:
@@ -220,27 +222,16 @@ class SQLiteStore:
                 "output=?, report=?, reason=? WHERE run_id=?",
                 (*row[5:6], *row[7:], run.run_id),
             ),
-            counted=last,
+            counted=_sqlite_rollups.rows_of(last),
         )
 
     async def append(self, event: Event) -> None:
         """Append one event and commit it, with the rollups it moves (most events move none: one statement)."""
         counted = _sqlite_rollups.rows_of(event)
-        if not counted:
+        if counted:
+            self._transaction(event.run_id, (INSERT_EVENT, event_row(event)), counted=counted)
+        else:
             self._write(INSERT_EVENT, event_row(event))
-            return
-        try:
-            with self._lock:
-                self._conn.execute("BEGIN")
-                try:
-                    self._conn.execute(INSERT_EVENT, event_row(event))
-                    self._conn.executemany(_sqlite_rollups.UPSERT, counted)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
         """Claim a paused run (status `paused` → running) and append `first`, in one ``BEGIN IMMEDIATE``.
