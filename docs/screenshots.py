@@ -57,7 +57,8 @@ def main() -> None:
         history(path)
         run_ids = populate_sync(f"sqlite:///{path}", rounds=3)
         store = SQLiteStore(path)
-        server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=0, log_level="warning"))
+        config = uvicorn.Config(create_app(store), host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:
             time.sleep(0.05)

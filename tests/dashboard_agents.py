@@ -103,7 +103,7 @@ def _support(index: int) -> Agent:
         tools=[lookup_order, customer_profile],
         limits=[
             SpendLimit(per_hour_usd=2.0, per_day_usd=20.0, scope="agent"),
-            SpendLimit(per_day_usd=100, scope="global"),
+            SpendLimit(per_hour_usd=10, per_day_usd=100, scope="global"),
         ],
     )
 

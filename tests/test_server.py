@@ -14,6 +14,7 @@ from dashboard_agents import populate_sync
 from keel.errors import ConfigError
 from keel.journal import Event, EventKind
 from keel.server import create_app, serve
+from keel.server.security import is_loopback
 from keel.store import SQLiteStore
 from keel.store.base import RunRecord
 
@@ -64,13 +65,15 @@ def test_the_overview_shows_the_figures_charts_limits_and_latest_runs(client: Te
         "failed": 1,
         "partial": 1,
     }
-    assert kpis["error_rate"] == pytest.approx(1 / 9) and kpis["loop_breaks"] == 1 and kpis["reviews_pending"] == 1
+    assert kpis["error_rate"] == pytest.approx(
+        1 / 8
+    )  # the escalated run has not ended and kpis["loop_breaks"] == 1 and kpis["reviews_pending"] == 1
     assert kpis["p50_latency_s"] is not None and kpis["p50_latency_s"] <= kpis["p95_latency_s"]
     assert len(data["runs_per_minute"]) >= 60 and sum(p["value"] for p in data["runs_per_minute"]) == 9
     assert sum(p["value"] for p in data["cost_per_hour"]) == pytest.approx(kpis["cost_usd"])
     limits = {(limit["key"], limit["ceiling"]): limit for limit in data["limits"]}
     assert limits[("agent:support", "per_hour_usd")]["limit"] == 2.0 and limits[("global", "per_day_usd")]["spent"] > 0
-    assert data["hourly_limit_usd"] == 2.0
+    assert data["hourly_limit_usd"] == 10.0  # the global one: the chart is everyone's spend
     page = client.get("/")
     assert page.status_code == 200 and page.text.count('<svg class="chart"') == 3
     assert "agent:support" in page.text and "Loop breaks" in page.text
@@ -278,6 +281,47 @@ def test_without_a_token_only_local_names_are_served(store: SQLiteStore) -> None
     with TestClient(create_app(store), base_url="http://attacker.example") as client:
         answer = client.get("/")
     assert answer.status_code == 400 and "localhost only" in answer.text
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.evil.example", "127.evil.example:8765", "localhost.evil.example"])
+def test_a_name_that_only_looks_local_is_refused(store: SQLiteStore, host: str) -> None:
+    with TestClient(create_app(store), base_url=f"http://{host}") as client:
+        assert client.get("/").status_code == 400  # DNS rebinding: such a name can point at 127.0.0.1
+    assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("[::1]") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("127.0.0.1.nip.io")
+
+
+def test_a_bearer_header_that_authorizes_nothing_does_not_skip_the_csrf_check(store: SQLiteStore) -> None:
+    (item,) = asyncio.run(store.list_reviews(status="pending"))
+    with TestClient(create_app(store), base_url=LOCAL) as client:
+        forged = client.post(f"/api/reviews/{item.id}/approve", json={}, headers={"Authorization": "Bearer x"})
+    assert forged.status_code == 403
+    with TestClient(create_app(store, token="s3cret"), base_url=LOCAL) as client:
+        client.get("/?token=s3cret")  # the browser holds the cookie
+        forged = client.post(f"/api/reviews/{item.id}/approve", json={}, headers={"Authorization": "Bearer "})
+    assert forged.status_code in (401, 403) and asyncio.run(store.get_review(item.id)).status == "pending"
+
+
+def test_the_token_link_never_redirects_to_another_site(store: SQLiteStore) -> None:
+    with TestClient(create_app(store, token="s3cret"), base_url=LOCAL) as client:
+        answer = client.get("/%2Fevil.example?token=s3cret", follow_redirects=False)  # the path is //evil.example
+        assert answer.headers["location"] == "/evil.example"
+        # another app on localhost left a malformed cookie: ours is still read
+        client.cookies.set("other", 'a"b')
+        assert client.get("/runs").status_code == 200
+
+
+def test_an_unexpected_error_is_a_500_page_without_a_traceback(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug with a secret sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY")
+
+    monkeypatch.setattr("keel.server.pages.overview", broken)
+    with TestClient(create_app(store), base_url=LOCAL, raise_server_exceptions=False) as client:
+        page = client.get("/")
+    assert page.status_code == 500 and "Unexpected error" in page.text
+    assert "Traceback" not in page.text and "sk-proj" not in page.text
 
 
 def test_binding_beyond_loopback_without_a_token_is_refused(store: SQLiteStore) -> None:

@@ -41,7 +41,8 @@ class Dashboard:
 
     def __init__(self, store: SQLiteStore, token: str | None = None) -> None:
         app = create_app(store, token=token, live_interval_s=0.2)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:

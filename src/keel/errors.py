@@ -18,6 +18,7 @@ for mistakes a developer or operator must fix.
     ├── ConflictError          a concurrent update lost a version check
     ├── ReviewError            an unknown or already decided review item
     ├── ResumeError            a run that cannot be resumed (finished, still waiting for a review, claimed)
+    ├── QueryError             a malformed filter or parameter of a report or of the dashboard (also a ValueError)
     └── ModelRequestsDisabledError  a real provider was called while `keel.models.ALLOW_MODEL_REQUESTS` is False
 
 `ModelError` is raised by providers inside a run (HTTP failure, malformed response); the pipeline turns it
@@ -35,6 +36,7 @@ __all__ = [
     "ModelError",
     "ModelFileError",
     "ModelRequestsDisabledError",
+    "QueryError",
     "ResumeError",
     "ReviewError",
     "StoreError",
@@ -108,6 +110,10 @@ class ReviewError(KeelError):
 
 class ResumeError(KeelError):
     """A run cannot be resumed: it is not paused, a review item is still pending, or another process took it."""
+
+
+class QueryError(KeelError, ValueError):
+    """A malformed filter or parameter (a window, a status, a page offset): the message says what is accepted."""
 
 
 class ModelRequestsDisabledError(KeelError):

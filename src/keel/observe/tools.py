@@ -17,7 +17,16 @@ from keel.journal import Event, EventKind
 from keel.observe.usage import MAX_RUNS
 from keel.store.base import Store
 
-__all__ = ["ToolCallRecord", "ToolStats", "preview", "tool_call_record", "tool_calls", "tool_stats"]
+__all__ = [
+    "REDACT_CHARS",
+    "ToolCallRecord",
+    "ToolStats",
+    "preview",
+    "redacted_payload",
+    "tool_call_record",
+    "tool_calls",
+    "tool_stats",
+]
 
 RESULT_CHARS = 200
 """How much of a result (or error) a record keeps."""
@@ -48,11 +57,35 @@ class ToolCallRecord:
     """The event's position in its run's journal."""
 
 
+REDACT_CHARS = 8192
+"""How much of a text is redacted before it is cut for display: bounded work on a huge payload, and more than any
+display shows, so a secret cut at this boundary is never on screen."""
+
+
 def preview(value: Any, limit: int) -> str:
-    """`value` as operators may see it: JSON for structures, personal data and secrets redacted, cut to `limit`."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = redact_pii(text)
+    """`value` as operators may see it: JSON for structures, personal data and secrets redacted, cut to `limit`.
+
+    Redacted before it is cut, so a secret is never shown half (a cut one no longer looks like a secret).
+    """
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    text = redact_pii(text[: max(REDACT_CHARS, limit)])
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redacted_payload(value: Any, depth: int = 0) -> Any:
+    """A copy of a payload with every string redacted (and cut to `REDACT_CHARS`), for views that render it.
+
+    Bounded: at most 100 items per list or mapping, 6 levels deep; what is deeper or further shows as ``…``.
+    """
+    if isinstance(value, str):
+        return redact_pii(value[:REDACT_CHARS])
+    if depth >= 6:
+        return "…"
+    if isinstance(value, dict):
+        return {key: redacted_payload(item, depth + 1) for key, item in list(value.items())[:100]}
+    if isinstance(value, list | tuple):
+        return [redacted_payload(item, depth + 1) for item in value[:100]]
+    return value
 
 
 async def tool_calls(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keel.errors import ReviewError
+from keel.guardrails.pii import redact_pii
 from keel.guardrails.review import ReviewQueue
 from keel.store.base import Decision, ReviewItem, Store
 
@@ -24,6 +25,7 @@ __all__ = ["MAX_RESUMES", "ResumeLauncher", "ResumeStatus", "decide"]
 
 MAX_RESUMES = 8
 """Resumptions the dashboard runs at once at most."""
+_TAIL_BYTES = 8192  # of a resumption's log read for its status
 
 
 async def decide(store: Store, review_id: str, decision: Decision, *, by: str, note: str = "") -> ReviewItem:
@@ -43,7 +45,7 @@ class ResumeStatus:
     running: bool
     exit_code: int | None
     output: str
-    """The last lines the command printed (its error, when it failed)."""
+    """The last lines the command printed (its error, when it failed), redacted."""
 
 
 class ResumeLauncher:
@@ -59,8 +61,12 @@ class ResumeLauncher:
             raise ReviewError(f"run {run_id} is being resumed already")
         if sum(1 for child, _ in self._children.values() if child.poll() is None) >= MAX_RESUMES:
             raise ReviewError(f"{MAX_RESUMES} runs are being resumed already: try again when one has finished")
-        log = Path(tempfile.mkstemp(prefix=f"keel-resume-{run_id}-", suffix=".log")[1])
-        with log.open("wb") as out:
+        self._forget_finished(keep=MAX_RESUMES * 4)
+        if run_id in self._children:
+            self._children.pop(run_id)[1].unlink(missing_ok=True)  # an earlier attempt's log
+        handle, name = tempfile.mkstemp(prefix=f"keel-resume-{run_id}-", suffix=".log")
+        log = Path(name)
+        with os.fdopen(handle, "wb") as out:
             child = subprocess.Popen(
                 [sys.executable, "-m", "keel", "resume", run_id, "--store", self.store_url],
                 stdin=subprocess.DEVNULL,
@@ -78,10 +84,18 @@ class ResumeLauncher:
         child, log = found
         code = child.poll()
         try:
-            tail = log.read_text(errors="replace").splitlines()[-12:]
+            with log.open("rb") as file:
+                file.seek(max(0, log.stat().st_size - _TAIL_BYTES))
+                tail = file.read().decode(errors="replace").splitlines()[-12:]
         except OSError:
             tail = []
-        return ResumeStatus(running=code is None, exit_code=code, output="\n".join(tail))
+        return ResumeStatus(running=code is None, exit_code=code, output=redact_pii("\n".join(tail)))
+
+    def _forget_finished(self, *, keep: int) -> None:
+        """Drop the oldest finished resumptions beyond `keep`, with their logs: memory stays bounded."""
+        finished = [run_id for run_id, (child, _) in self._children.items() if child.poll() is not None]
+        for run_id in finished[: max(0, len(self._children) - keep)]:
+            self._children.pop(run_id)[1].unlink(missing_ok=True)
 
     def close(self) -> None:
         """Wait (bounded) for running resumptions, then forget them; their runs finish or can be resumed again."""

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from keel import __version__
+from keel.errors import QueryError
 from keel.store.base import Decision
 
 from . import actions
@@ -87,9 +88,9 @@ async def _body(request: Request) -> dict[str, Any]:
         try:
             body = await request.json()
         except ValueError:
-            raise ValueError("the request body is not valid JSON") from None
+            raise QueryError("the request body is not valid JSON") from None
         if not isinstance(body, dict):
-            raise ValueError("the request body must be a JSON object")
+            raise QueryError("the request body must be a JSON object")
         return body
     return dict(await request.form())
 

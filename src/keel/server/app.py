@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from keel.errors import ConfigError, ResumeError, ReviewError, StoreError, UnknownRunError
+from keel.errors import ConfigError, QueryError, ResumeError, ReviewError, StoreError, UnknownRunError
 from keel.observe.metrics import CONTENT_TYPE, metrics_text
 from keel.store.base import Store
 from keel.store.memory import MemoryStore
@@ -73,7 +73,8 @@ def create_app(
         ],
         middleware=[Middleware(SecurityMiddleware, guard=state.guard)],
         exception_handlers={
-            ValueError: _error(400),
+            QueryError: _error(400),
+            Exception: _error(500),
             UnknownRunError: _error(404),
             ReviewError: _error(409),
             ResumeError: _error(409),
@@ -91,6 +92,9 @@ def _error(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
         if status == 503:
             logger.warning("dashboard: store unavailable: %s", message)
             message = f"The store cannot be read right now: {message}"
+        elif status == 500:  # a bug: the log gets the traceback, the page a sentence
+            logger.exception("dashboard: %s %s failed", request.method, request.url.path, exc_info=exc)
+            message = "Something went wrong while building this page; the dashboard's log has the details."
         if request.url.path.startswith("/api/") or request.url.path == "/metrics":
             return JSONResponse({"error": message}, status_code=status)
         return render(request, "error.html", status_code=status, page="", status=status, message=message)
@@ -142,4 +146,11 @@ def serve(store: Store, *, host: str = "127.0.0.1", port: int = 8765, token: str
             f"the dashboard binds to {host}, which other machines can reach: set KEEL_DASHBOARD_TOKEN to a secret "
             "(every request must then carry it), or bind to 127.0.0.1"
         )
-    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level="warning", server_header=False)
+    uvicorn.run(
+        create_app(store, token=token),
+        host=host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=3,  # open live streams would otherwise hold a Ctrl-C for minutes
+    )

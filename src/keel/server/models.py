@@ -41,7 +41,7 @@ class Kpis(BaseModel):
     runs_started: int
     runs_finished: int
     by_status: dict[str, int] = Field(description="Run segments ended in the window, by status.")
-    error_rate: float = Field(description="Share of ended runs that failed.")
+    error_rate: float = Field(description="Share of ended runs that failed (a pause for a person is not an end).")
     escalation_rate: float = Field(description="Escalations per run started.")
     cache_hit_rate: float = Field(description="Cache hits per call (hits + model calls + tool calls).")
     loop_breaks: int = Field(description="Loops broken or escalated (nudges not counted).")
@@ -92,7 +92,7 @@ class Overview(BaseModel):
     runs_per_minute: list[Point] = Field(description="Runs started per minute over the last hour.")
     cost_per_hour: list[Point] = Field(description="USD per hour over the last 24 hours.")
     cost_per_day: list[Point] = Field(description="USD per day over the last 30 days.")
-    hourly_limit_usd: float | None = Field(description="The smallest global or agent per_hour_usd ceiling, if any.")
+    hourly_limit_usd: float | None = Field(description="The global per_hour_usd ceiling, if one is configured.")
     limits: list[LimitStatus]
     recent_runs: list[RunSummary]
 
@@ -159,7 +159,7 @@ class RunDetail(BaseModel):
     output: str | None
     report: dict[str, object] | None
     trace: list[TraceEntry]
-    events_total: int
+    events_total: int | None = Field(description="Events in the journal; null when longer than the 5,000 read.")
     next_after: int | None = Field(description="Pass as ?after= for the next page of the trace; null at the end.")
     tool_calls: list[ToolCallRecord] = Field(description="Every attempt and cached result, as `keel tools` lists them.")
     by_phase: list[UsageRow]

@@ -48,7 +48,7 @@ async def overview(store: Store, window: str, *, now: float | None = None) -> Ov
     per_hour = await store.rollups(since=now - 86400, metrics=_SPEND, bucket_s=3600)
     per_day = await store.rollups(since=now - 30 * 86400, metrics=_SPEND, bucket_s=86400)
     limits = await _limits(store, now)
-    hourly = [s.limit for s in limits if s.ceiling == "per_hour_usd" and not s.key.startswith(("session:", "user:"))]
+    hourly = [s.limit for s in limits if s.ceiling == "per_hour_usd" and s.key == "global"]  # the chart is everyone's
     pending = await store.list_reviews(status="pending", limit=10_000)
     recent = await store.list_runs(limit=10)
     return Overview(
@@ -80,12 +80,13 @@ def _kpis(rows: list[RollupRow], reviews_pending: int) -> Kpis:
         tokens += row.tokens_in + row.tokens_out if row.metric == "model_calls" else 0
         cost += row.cost_usd if row.metric in _SPEND else 0.0
     finished, started = n["runs_finished"], n["runs_started"]
+    ended = finished - by_status.get("escalated", 0)  # a pause is not an end: the run is counted when it ends
     calls = n["cache_hits"] + n["model_calls"] + n["tool_calls"]
     return Kpis(
         runs_started=started,
         runs_finished=finished,
         by_status=dict(sorted(by_status.items())),
-        error_rate=by_status.get("failed", 0) / finished if finished else 0.0,
+        error_rate=by_status.get("failed", 0) / ended if ended > 0 else 0.0,
         escalation_rate=min(1.0, n["escalations"] / started) if started else 0.0,
         cache_hit_rate=n["cache_hits"] / calls if calls else 0.0,
         loop_breaks=n["loop_breaks"],
@@ -112,11 +113,13 @@ def _series(
 
 
 async def _limits(store: Store, now: float) -> list[LimitStatus]:
-    """The spending limits runs last journaled, with what each rolling window holds now (the ledger's figures)."""
+    """The agent and global spending limits runs last journaled, with what each window holds now (the ledger's)."""
     latest: dict[str, dict[str, object]] = {}
     for event in await store.recent_events(EventKind.RUN_STARTED, limit=_LIMITS_SEEN):
         for limit in event.payload.get("limits") or ():
-            latest.setdefault(str(limit.get("key")), limit)
+            key = str(limit.get("key")) if isinstance(limit, dict) else ""
+            if key == "global" or key.startswith("agent:"):  # per-session and per-user keys name people
+                latest.setdefault(key, limit)
     found: list[LimitStatus] = []
     for key, limit in sorted(latest.items()):
         for ceiling in ("per_hour_usd", "per_day_usd", "per_hour_tokens", "per_day_tokens"):

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from keel.errors import QueryError
+
 from .actions import decide
 from .api import openapi
 from .charts import bar_chart
@@ -132,7 +134,7 @@ async def _decide(request: Request) -> Response:
     form = await request.form()
     action = request.path_params["action"]
     if action not in ("approve", "deny"):
-        raise ValueError(f"no such action {action!r}: approve or deny")
+        raise QueryError(f"no such action {action!r}: approve or deny")
     await decide(
         app_state(request).store,
         request.path_params["review_id"],

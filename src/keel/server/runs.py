@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from keel.cli._render import event_details, event_summary
-from keel.guardrails.pii import redact_pii
+from keel.errors import QueryError
 from keel.journal import Event, EventKind
-from keel.observe.tools import preview, tool_call_record
+from keel.observe.tools import preview, redacted_payload, tool_call_record
 from keel.observe.window import parse_duration
 from keel.result import RunStatus
 from keel.store.base import ReviewItem, Store
@@ -24,12 +25,14 @@ MAX_PAGE = 200
 """Most runs one page of the list shows."""
 TRACE_PAGE = 200
 """Events per page of a run's trace."""
-JOURNAL_READ = 10_000
-"""Events read for a run's tool calls and usage at most (a longer journal's figures come from the runs row)."""
+JOURNAL_READ = 5_000
+"""Events read for a run's tool calls and usage at most: a page stays fast whatever a journal's length."""
+TOOL_CALLS_SHOWN = 500
+"""Tool calls a run page lists at most (the first ones); `keel tools --json` lists them all."""
 
 
 class RunFilters:
-    """The runs list's filters, checked: a malformed one is a `ValueError` that says what is accepted."""
+    """The runs list's filters, checked: a malformed one is a `QueryError` that says what is accepted."""
 
     def __init__(self, query: Mapping[str, str]) -> None:
         self.status: RunStatus | None = None
@@ -38,7 +41,7 @@ class RunFilters:
                 self.status = RunStatus(status)
             except ValueError:
                 accepted = ", ".join(s.value for s in RunStatus)
-                raise ValueError(f"status must be one of {accepted}; got {status!r}") from None
+                raise QueryError(f"status must be one of {accepted}; got {status!r}") from None
         self.agent = query.get("agent") or None
         self.session_id = query.get("session") or None
         self.since_text = query.get("since") or None
@@ -53,11 +56,11 @@ class RunFilters:
 
 
 def whole(text: str | None, name: str, *, default: int = 0, minimum: int = 0, maximum: int = 10**12) -> int:
-    """A whole number from a query parameter (`default` when absent); `ValueError` saying what is accepted."""
+    """A whole number from a query parameter (`default` when absent); `QueryError` saying what is accepted."""
     if text is None or text == "":
         return default
     if not text.isdigit() or len(text) > 13 or not minimum <= int(text) <= maximum:
-        raise ValueError(f"{name} must be a whole number from {minimum} to {maximum}; got {text!r}")
+        raise QueryError(f"{name} must be a whole number from {minimum} to {maximum}; got {text!r}")
     return int(text)
 
 
@@ -89,7 +92,6 @@ async def run_detail(store: Store, run_id: str, *, after: int = 0) -> RunDetail:
     journal = await store.events(run_id, limit=JOURNAL_READ)
     page = await store.events(run_id, after=after, limit=TRACE_PAGE + 1)
     reviews = await store.list_reviews(run_id=run_id)
-    last_seq = journal[-1].seq if len(journal) < JOURNAL_READ else None
     more = len(page) > TRACE_PAGE
     pending = any(item.status == "pending" for item in reviews)
     return RunDetail(
@@ -97,21 +99,14 @@ async def run_detail(store: Store, run_id: str, *, after: int = 0) -> RunDetail:
         output=None if run.output is None else preview(run.output, 2000),
         report=_report(run.report),
         trace=[_trace_entry(e) for e in page[:TRACE_PAGE]],
-        events_total=last_seq if last_seq is not None else await _last_seq(store, run_id, journal),
+        events_total=journal[-1].seq if len(journal) < JOURNAL_READ else None,
         next_after=page[TRACE_PAGE - 1].seq if more else None,
-        tool_calls=[r for e in journal if (r := tool_call_record(e, run.agent)) is not None],
+        tool_calls=[r for e in journal if (r := tool_call_record(e, run.agent)) is not None][:TOOL_CALLS_SHOWN],
         by_phase=_by_phase(journal),
         by_model=_by_model(journal),
         reviews=[review_entry(item) for item in reviews],
         resumable=run.status is RunStatus.ESCALATED and bool(reviews) and not pending,
     )
-
-
-async def _last_seq(store: Store, run_id: str, journal: list[Event]) -> int:
-    last = journal[-1].seq
-    while tail := await store.events(run_id, after=last, limit=JOURNAL_READ):
-        last = tail[-1].seq
-    return last
 
 
 def _report(report: dict[str, Any] | None) -> dict[str, object] | None:
@@ -132,7 +127,9 @@ _SHOWN = ("why: ", "saw events ")  # detail lines the trace entry carries as fie
 
 
 def _trace_entry(event: Event) -> TraceEntry:
-    p = event.payload
+    # Redact the payload before it is worded and cut: a secret is never shown half.
+    shown = dataclasses.replace(event, payload=redacted_payload(event.payload))
+    p = shown.payload
     decision = event.kind is EventKind.MODEL_CALLED
     reason = p.get("reason") if decision else None
     return TraceEntry(
@@ -140,8 +137,8 @@ def _trace_entry(event: Event) -> TraceEntry:
         kind=event.kind.value,
         phase=event.phase.value,
         ts=event.ts,
-        summary=redact_pii(event_summary(event, brief=True).plain),
-        details=[redact_pii(line.plain) for line in event_details(event) if not line.plain.startswith(_SHOWN)][:20],
+        summary=event_summary(shown, brief=True).plain,
+        details=[line.plain for line in event_details(shown) if not line.plain.startswith(_SHOWN)][:20],
         tokens_in=event.tokens_in,
         tokens_out=event.tokens_out,
         cost_usd=event.cost_usd,

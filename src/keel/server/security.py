@@ -18,21 +18,21 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["COOKIE", "LOOPBACK_HOSTS", "MAX_FORM_BYTES", "Guard", "SecurityMiddleware", "is_loopback"]
+__all__ = ["COOKIE", "MAX_FORM_BYTES", "Guard", "SecurityMiddleware", "is_loopback"]
 
 COOKIE = "keel_token"
 MAX_FORM_BYTES = 64 * 1024
 """The largest body a state-changing request may have (a decision and its note)."""
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -45,8 +45,17 @@ _HEADERS = {
 
 
 def is_loopback(host: str) -> bool:
-    """Whether `host` (an address or name to bind or to be addressed as) stays on this machine."""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """Whether `host` (an address or name to bind or to be addressed as) stays on this machine.
+
+    A loopback IP address (127.0.0.0/8, ::1) or exactly ``localhost``; never a name that merely starts like one
+    (``127.0.0.1.evil.example`` resolves wherever its owner wants: DNS rebinding).
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -79,12 +88,12 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._check(scope)
-        if (
-            refusal is None
-            and scope["method"] not in ("GET", "HEAD", "OPTIONS")
-            and _bearer(Headers(scope=scope)) is None
-        ):
+        try:
+            refusal = self._check(scope)
+        except ValueError:  # a Host header that is not a host name at all
+            refusal = _refuse(scope["path"], 400, "malformed Host header")
+        safe = scope["method"] in ("GET", "HEAD", "OPTIONS")
+        if refusal is None and not safe and not self._by_bearer(Headers(scope=scope)):
             refusal, receive = await self._cross_site(scope, receive)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -97,6 +106,11 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+    def _by_bearer(self, headers: Headers) -> bool:
+        """Whether the request was authorized by a bearer token (which a browser never adds by itself)."""
+        bearer = _bearer(headers)
+        return self.guard.token is not None and bool(bearer) and self.guard.token_ok(bearer)
 
     def _check(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
@@ -112,7 +126,7 @@ class SecurityMiddleware:
             if not self.guard.token_ok(query["token"]):
                 return _refuse(path, 401, "wrong token")
             return _enter(path, query, self.guard.token)
-        if not self.guard.token_ok(bearer or _cookie(headers)):
+        if not self.guard.token_ok(bearer if bearer is not None else _cookie(headers)):
             if bearer is None and _cookie(headers) is None:
                 return _refuse(path, 401, "a token is required: open the dashboard's address with ?token=…")
             return _refuse(path, 401, "wrong token")
@@ -122,7 +136,11 @@ class SecurityMiddleware:
         """Check a state-changing request's origin and CSRF token; the body read is replayed to the endpoint."""
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        if origin and urlsplit(origin).netloc != headers.get("host", ""):
+        try:
+            foreign = bool(origin) and urlsplit(origin).netloc != headers.get("host", "")
+        except ValueError:
+            foreign = True
+        if foreign:
             return _refuse(scope["path"], 403, f"cross-site request from {origin} refused"), receive
         body = b""
         while True:
@@ -153,13 +171,8 @@ def _bearer(headers: Headers) -> str | None:
 
 
 def _cookie(headers: Headers) -> str | None:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(headers.get("cookie", ""))
-    except Exception:  # a malformed cookie header is no token
-        return None
-    morsel = jar.get(COOKIE)
-    return None if morsel is None else morsel.value
+    # Starlette's lenient parser: another local app's malformed cookie (cookies ignore ports) must not hide ours.
+    return cookie_parser(headers.get("cookie", "")).get(COOKIE)
 
 
 def _form_field(headers: Headers, body: bytes, name: str) -> str | None:
@@ -171,7 +184,8 @@ def _form_field(headers: Headers, body: bytes, name: str) -> str | None:
 def _enter(path: str, query: dict[str, str], token: str) -> Response:
     """The token was right: keep it in a cookie and reload the address without it."""
     rest = {k: v for k, v in query.items() if k != "token"}
-    response = RedirectResponse(path + (f"?{urlencode(rest)}" if rest else ""), status_code=303)
+    here = "/" + path.lstrip("/")  # "//evil.example" would be another site to a browser
+    response = RedirectResponse(here + (f"?{urlencode(rest)}" if rest else ""), status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
     return response
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from keel.errors import ResumeError
+from keel.errors import QueryError, ResumeError
 from keel.store.base import ReviewStatus, Store
 
 from .actions import ResumeLauncher
@@ -49,10 +49,10 @@ def app_state(request: Request) -> AppState:
 
 
 def window_of(request: Request) -> str:
-    """The ``window`` query parameter (default 24h); `ValueError` for one the pages do not offer."""
+    """The ``window`` query parameter (default 24h); `QueryError` for one the pages do not offer."""
     window = request.query_params.get("window") or "24h"
     if window not in WINDOWS:
-        raise ValueError(f"window must be one of {', '.join(WINDOWS)}; got {window!r}")
+        raise QueryError(f"window must be one of {', '.join(WINDOWS)}; got {window!r}")
     return window
 
 
@@ -62,5 +62,5 @@ def review_filter(request: Request) -> ReviewStatus | None:
     if status == "all":
         return None
     if status not in ("pending", "approved", "denied"):
-        raise ValueError(f"status must be pending, approved, denied or all; got {status!r}")
+        raise QueryError(f"status must be pending, approved, denied or all; got {status!r}")
     return status  # type: ignore[return-value]  # checked against the literal's values just above
