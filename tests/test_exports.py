@@ -8,11 +8,13 @@ import keel.tools
 DOCUMENTED_API = {
     "Agent",
     "Budget",
+    "CachePolicy",
     "Escalation",
     "Event",
     "EventKind",
     "KeelError",
     "Model",
+    "ModelTiers",
     "Phase",
     "PhaseUsage",
     "RetryPolicy",

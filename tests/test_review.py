@@ -270,8 +270,8 @@ async def test_a_store_written_by_the_previous_schema_migrates_and_keeps_everyth
         SQLiteStore(path, create=False)  # a read-only open refuses rather than migrates
 
     store = SQLiteStore(path)
-    assert SCHEMA_VERSION == 4
-    assert query(path, "PRAGMA user_version") == [(4,)]
+    assert SCHEMA_VERSION == 5
+    assert query(path, "PRAGMA user_version") == [(5,)]
     assert (await store.get_run("r1")).status.value == "completed"
     assert [(e.seq, e.kind) for e in await store.events("r1")] == [(1, EventKind.RUN_STARTED)]
     assert query(path, "SELECT entry_id, key, nano_usd, tokens FROM spend") == [("e1", "global", 5000, 10)]

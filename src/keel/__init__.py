@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from keel.agent import Agent
 from keel.budget import Budget
-from keel.cost import SpendLimit
+from keel.cost import CachePolicy, ModelTiers, SpendLimit
 from keel.errors import KeelError
 from keel.guardrails.escalation import Escalation
 from keel.guardrails.review import ReviewQueue
@@ -32,11 +32,13 @@ from keel.usage import PhaseUsage, Usage
 __all__ = [
     "Agent",
     "Budget",
+    "CachePolicy",
     "Escalation",
     "Event",
     "EventKind",
     "KeelError",
     "Model",
+    "ModelTiers",
     "Phase",
     "PhaseUsage",
     "RetryPolicy",

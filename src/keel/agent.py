@@ -16,7 +16,9 @@ from pydantic import TypeAdapter
 
 from keel._pipeline import RunSpec, resume_pipeline, run_pipeline
 from keel.budget import Budget
+from keel.cost.cache import CacheBackend, CachePolicy, cache_backend
 from keel.cost.limits import SpendLimit, applicable_limits
+from keel.cost.tiers import ModelTiers
 from keel.errors import ConfigError
 from keel.guardrails.base import Guard
 from keel.guardrails.escalation import Escalation
@@ -32,13 +34,16 @@ from keel.tools import Tool, ToolRegistry
 
 __all__ = ["Agent"]
 
+_DEFAULT_CACHE = CachePolicy()
+
 
 class Agent:
     """A governed agent: every run is bounded by its `Budget`, every tool call checked against its tools.
 
     Args:
         name: how the agent appears in the journal, the CLI and the dashboard.
-        model: ``"provider:model"`` (``"openai:gpt-4o-mini"``) or a `Model` instance.
+        model: ``"provider:model"`` (``"openai:gpt-4o-mini"``), a `Model` instance, or `ModelTiers` (each phase on
+            the cheapest tier able to do it, escalating when it falls short).
         instructions: the system prompt.
         tools: the allow-list: functions decorated with `@tool` (plain functions are wrapped).
         budget: hard limits per run (steps, tokens, cost, wall time, rejected tool calls).
@@ -60,6 +65,8 @@ class Agent:
         loop_detector: which loops end a run and how (see `LoopDetector`); None means ``LoopDetector()``: a
             repeated state or 4 steps without new information get one nudge, then end the run PARTIAL.
         observers: watch every run's journal as it is written (OpenTelemetry export: `keel.observe.otel`).
+        cache: what is cached and where (see `CachePolicy`); the default keeps responses of deterministic models
+            and results of tools that declare ``cache_ttl`` in the agent's store. None turns caching off.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class Agent:
         fallback_models: Sequence[Model | str] = (),
         loop_detector: LoopDetector | None = None,
         observers: Sequence[Observer] = (),
+        cache: CachePolicy | None = _DEFAULT_CACHE,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError("Agent needs a non-empty name")
@@ -121,6 +129,8 @@ class Agent:
         for observer in self.observers:
             if not isinstance(observer, Observer):
                 raise ConfigError(f"{observer!r} is not an observer: it needs an `on_event(event, run)` method")
+        self.cache = _checked("cache", cache, CachePolicy)
+        self._cache_backend: CacheBackend | None = None
         self._defined_in = _caller_module()
         self._check_prices()
 
@@ -131,7 +141,8 @@ class Agent:
             ("a USD SpendLimit", any(c.unit == "usd" for limit in self.limits for c in limit.ceilings())),
             ("Escalation(max_cost_usd=…)", self.escalation.max_cost_usd is not None),
         ]
-        for model in (self.model, *self.fallback_models):
+        tiered = self.model.models if isinstance(self.model, ModelTiers) else (self.model,)
+        for model in (*tiered, *self.fallback_models):
             for what, needed in needs:
                 if needed and model.price is None:
                     raise ConfigError(
@@ -213,7 +224,26 @@ class Agent:
             fallback_models=self.fallback_models,
             loop_detector=self.loop_detector,
             observers=self.observers,
+            cache=self._cache(),
+            cache_policy=self.cache,
         )
+
+    def _cache(self) -> CacheBackend | None:
+        """The cache backend, made on first use (the store's, unless the policy names another)."""
+        if self.cache is not None and self._cache_backend is None:
+            self._cache_backend = cache_backend(self.cache.backend, self.store)
+        return self._cache_backend
+
+    async def aclose(self) -> None:
+        """Close what the agent holds on the running event loop: model connections, a Redis cache's client.
+
+        `run_sync` does it at the end of its loop; code that awaits `run` on its own loop calls it when done (the
+        next run reopens what it needs).
+        """
+        for model in (self.model, *self.fallback_models):
+            await model.aclose()
+        if self._cache_backend is not None:
+            await self._cache_backend.close()
 
     async def _then_close_model(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
         # The loop `run_sync` made ends with this call: connections opened on it must close on it, not be
@@ -221,8 +251,7 @@ class Agent:
         try:
             return await work
         finally:
-            for model in (self.model, *self.fallback_models):
-                await model.aclose()
+            await self.aclose()
 
     def _sync(self, work: Coroutine[Any, Any, RunResult], name: str) -> RunResult:
         try:

@@ -18,6 +18,7 @@ for mistakes a developer or operator must fix.
     ├── ConflictError          a concurrent update lost a version check
     ├── ReviewError            an unknown or already decided review item
     ├── ResumeError            a run that cannot be resumed (finished, still waiting for a review, claimed)
+    ├── CacheError             a cache backend cannot be reached or answered wrongly (runs degrade to no cache)
     ├── QueryError             a malformed filter or parameter of a report or of the dashboard (also a ValueError)
     └── ModelRequestsDisabledError  a real provider was called while `keel.models.ALLOW_MODEL_REQUESTS` is False
 
@@ -28,6 +29,7 @@ into a journaled run outcome, so a caller only sees it when calling a `Model` di
 from __future__ import annotations
 
 __all__ = [
+    "CacheError",
     "ConfigError",
     "ConflictError",
     "KeelError",
@@ -110,6 +112,10 @@ class ReviewError(KeelError):
 
 class ResumeError(KeelError):
     """A run cannot be resumed: it is not paused, a review item is still pending, or another process took it."""
+
+
+class CacheError(KeelError):
+    """A cache backend failed (Redis down, a store that cannot be written); a run then goes on without the cache."""
 
 
 class QueryError(KeelError, ValueError):

@@ -9,15 +9,16 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
 - `run_started`: a run begins. agent, task, session_id, model, instructions, tools, budget, output_schema, user,
   defined_in (the agent's module and file, for ``keel resume``), owner (host, pid, started, boot_id: the process
   running it, so a run whose process died can be told from a live one), limits (the spending limits that apply:
-  key, scope and each ceiling set, for dashboards). A resumed run starts again with resumed,
-  from (escalated | running), review_ids or interrupted_after, owner.
+  key, scope and each ceiling set, for dashboards), tiers (a `ModelTiers` run: tier name → model and list
+  price). A resumed run starts again with resumed, from (escalated | running), review_ids or interrupted_after,
+  owner.
 - `model_called`: a model call returned or failed. model, step, text, tool_calls, finish_reason, provider_id,
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
   the events whose data it saw), reserved_tokens (the worst case authorized before the call), attempt (1 for the
   first try), error, retryable, retry_after_s, interrupted (a call lost in a crash, charged at its worst case); and when
   the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged) or
   overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
-  a local model's repeated call refused).
+  a local model's repeated call refused); tier and tier_reason (a `ModelTiers` run: which tier, and why).
 - `tool_called`: one attempt of a tool call. call_id, tool (an alternative's name when one replaced the tool),
   arguments, outcome (ok | error | timeout | abandoned: a sync tool past its timeout that may still complete |
   unavailable: not run, the tool was given up on earlier | interrupted: started, then the process died), result,
@@ -38,7 +39,9 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   (a tool call) or model (a model call).
 - `fallback_used`: an alternative tool or model replaced a failed one. from, to, reason; call_id (a tool call),
   model: true (a fallback model, for the rest of the run), skipped (an alternative that could not take the
-  arguments), degraded (to: null — the tool is given up on for the run) with feedback (what the model is told).
+  arguments), degraded (to: null — the tool is given up on for the run) with feedback (what the model is told);
+  tier and trigger (invalid_tool_call | invalid_answer | low_confidence: a cheaper tier fell short, the next
+  call goes to this tier).
 - `loop_detected`: the run returned to a state it had visited, or stopped learning. state_hash, step, kind
   (repeat | no_progress), period, action (nudge, with the feedback the model read | break | escalate), detail.
 - `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd; for a tool call also tool,

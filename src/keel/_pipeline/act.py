@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from keel._pipeline.cache import cached_tool_result, remember_tool_result
 from keel._pipeline.escalate import HeldCall, denial_feedback, hold_failed_calls, hold_tool_calls
 from keel._pipeline.execute import ToolOutcome
 from keel._pipeline.guard import screen_tool_output
@@ -16,6 +17,7 @@ from keel._pipeline.record import record
 from keel._pipeline.recover import policy_for, run_call
 from keel._pipeline.spend import hold_tool_spend
 from keel._pipeline.state import Finish, RunState
+from keel._pipeline.tiers import escalate_tier, step_went_right
 from keel._pipeline.validate import Rejected, ValidCall, validate_call
 from keel.journal import EventKind, Phase
 from keel.models.base import ToolCall, ToolResultMessage
@@ -50,8 +52,14 @@ async def _reject(state: RunState, rejected: Rejected) -> ToolResultMessage:
 
 
 async def _run(state: RunState, valid: ValidCall) -> ToolOutcome:
-    """Run the call through the failure chain (each attempt journaled); the model sees its output screened."""
-    result = await run_call(state, valid)
+    """Run the call through the failure chain (each attempt journaled); the model sees its output screened.
+
+    A result the cache has (the tool declares ``cache_ttl``) stands for the call; a fresh one is kept for later.
+    """
+    result = await cached_tool_result(state, valid)
+    if result is None:
+        result = await run_call(state, valid)
+        await remember_tool_result(state, result.valid, result)
     if result.ok:  # the journal keeps what the tool returned; the model sees it screened
         shown = await screen_tool_output(state, result.valid.tool, valid.call.id, result.content)
         if shown is not result.content:
@@ -179,6 +187,10 @@ async def act(
     if unrecovered := [(valid, reason) for i, valid in runs if (reason := outcomes[i].escalate) is not None]:
         return await hold_failed_calls(state, unrecovered)
     state.messages.extend(r for r in replies if r is not None)
+    if rejected := [item for item in checked if isinstance(item, Rejected)]:
+        await escalate_tier(state, f"invalid tool call: {rejected[0].reason}", "invalid_tool_call")
+    else:
+        step_went_right(state)
     failed = any(r is not None and r.is_error for r in replies)
     state.phase = Phase.RECOVERY if failed else Phase.EXECUTION
     limit = state.spec.budget.max_tool_rejections

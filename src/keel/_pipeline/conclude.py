@@ -16,6 +16,8 @@ from keel._pipeline.escalate import hold_answer
 from keel._pipeline.guard import HeldForReview, judge_output
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
+from keel._pipeline.tiers import escalate_tier
+from keel.cost.tiers import ModelTiers
 from keel.guardrails.base import GuardContext
 from keel.journal import EventKind, Phase
 from keel.models.base import ModelResponse, UserMessage
@@ -53,7 +55,10 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
                 "empty answer",
                 {"guard": "output_format", "verdict": "fail", "detail": "empty answer"},
             )
-        return await deliver(state, text, confidence=_confidence(state, response.confidence, text, None))
+        confidence = _confidence(state, response.confidence, text, None)
+        if await _sent_up(state, confidence):
+            return None
+        return await deliver(state, text, confidence=confidence)
     try:
         output = adapter.validate_json(_unfence(text))
     except ValidationError as exc:
@@ -72,7 +77,39 @@ async def conclude(state: RunState, response: ModelResponse) -> Finish | None:
         )
     await record(state, EventKind.GUARD_VERDICT, {"guard": "output_schema", "verdict": "pass"}, phase=Phase.VALIDATION)
     answer = adapter.dump_json(output).decode()
-    return await deliver(state, answer, confidence=_confidence(state, response.confidence, answer, output))
+    confidence = _confidence(state, response.confidence, answer, output)
+    if await _sent_up(state, confidence):
+        return None
+    return await deliver(state, answer, confidence=confidence)
+
+
+async def _sent_up(state: RunState, confidence: float | None) -> bool:
+    """Ask one tier up for an answer less confident than `ModelTiers.min_confidence`; False: deliver it as it is.
+
+    Bounded by the output corrections (`max_output_retries`) and the tier map's escalations.
+    """
+    tiers = state.spec.model
+    floor = tiers.min_confidence if isinstance(tiers, ModelTiers) else None
+    if (
+        floor is None
+        or confidence is None
+        or confidence >= floor
+        or state.output_retries >= state.spec.max_output_retries
+    ):
+        return False
+    reason = f"the answer's confidence is {confidence:.2f}, below the tier map's {floor}"
+    if not await escalate_tier(state, reason, "low_confidence"):
+        return False  # the top tier's answer: a person may still be asked (Escalation.min_confidence)
+    message = (
+        f"Your answer's confidence ({confidence:.2f}) is too low. Check the task and the results again, then give "
+        "your final answer."
+    )
+    state.output_retries += 1
+    await record(state, EventKind.GUARD_VERDICT, {"guard": "tier_confidence", "verdict": "fail", "detail": reason,
+                                                  "feedback": message}, phase=Phase.VALIDATION)  # fmt: skip
+    state.messages.append(UserMessage(message))
+    state.phase = Phase.VALIDATION
+    return True
 
 
 async def _cut_off(state: RunState, text: str) -> Finish | None:
@@ -91,7 +128,7 @@ async def _cut_off(state: RunState, text: str) -> Finish | None:
     )
     reason = f"the answer was cut off at the output-token limit ({limit})"
     detail = {"guard": "output_length", "verdict": "fail", "detail": reason}
-    return await _ask_again(state, message, reason, detail)
+    return await _ask_again(state, message, reason, detail, up_a_tier=False)  # a bigger model is no shorter
 
 
 def _confidence(state: RunState, reported: float | None, text: str, output: Any) -> float | None:
@@ -188,12 +225,16 @@ def _redact_strings(value: Any, state: RunState) -> Any:
     return value
 
 
-async def _ask_again(state: RunState, message: str, reason: str, verdict: dict[str, Any]) -> Finish | None:
+async def _ask_again(
+    state: RunState, message: str, reason: str, verdict: dict[str, Any], *, up_a_tier: bool = True
+) -> Finish | None:
     """Journal the failed check, then send the model `message` when a correction is left, else end PARTIAL.
 
     The message is journaled as the verdict's ``feedback``, so a resumed run rebuilds the same conversation.
     """
     limit = state.spec.max_output_retries
+    if up_a_tier and state.output_retries < limit:  # a correction goes one tier up from a cheaper tier
+        await escalate_tier(state, reason, "invalid_answer")
     if state.output_retries >= limit:
         await record(state, EventKind.GUARD_VERDICT, verdict, phase=Phase.VALIDATION)
         return Finish(

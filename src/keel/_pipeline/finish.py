@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from keel._pipeline.guard import judge_output
 from keel._pipeline.record import committed, next_event
 from keel._pipeline.state import UNSET, Finish, RunSpec, RunState
+from keel.cost.tiers import ModelTiers
 from keel.journal import EventKind
 from keel.models.base import UserMessage
 from keel.recovery.owner import ProcessOwner
@@ -47,12 +48,25 @@ async def start(spec: RunSpec) -> RunState:
             "defined_in": spec.defined_in,
             "owner": ProcessOwner.current().as_payload(),
             "limits": [{"key": key, **limit.as_payload()} for limit, key in spec.spend_limits],
+            **_tier_map(spec),
         },
     )
     await spec.store.create_run(row, event)
     committed(state, event)
     state.informed_by = [event.seq]
     return state
+
+
+def _tier_map(spec: RunSpec) -> dict[str, Any]:
+    """A tiered run's tiers (name → model and list price): a cost report prices its calls on the large one."""
+    if not isinstance(spec.model, ModelTiers):
+        return {}
+    tiers: dict[str, Any] = {}
+    for tier in spec.model.tiers:
+        price = tier.model.price
+        per_million = None if price is None else [price.input, price.output]
+        tiers[tier.name] = {"model": tier.model.name, "price": per_million}
+    return {"tiers": tiers}
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
+from keel._pipeline.cache import cached_response, remember_response
 from keel._pipeline.escalate import hold_spend_past
 from keel._pipeline.record import record
 from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
+from keel._pipeline.tiers import current_tier, tier_fields
 from keel.errors import ModelError
 from keel.journal import EventKind, Phase
 from keel.models.base import AssistantMessage, Message, ModelRequest, ModelResponse, RequestUsage, ToolSpec
@@ -121,6 +123,10 @@ async def _attempt(state: RunState, attempt: int, final: FinalTurn | None) -> Mo
         return stop
     spec = state.spec
     request = request_for(state, spec.max_output_tokens, final)
+    if final is None and (hit := await cached_response(state, request)) is not None:
+        state.steps += 1  # a turn, answered from the cache: nothing to authorize, nothing spent
+        allowance = RequestUsage(0, request.max_output_tokens)
+        return await _record_response(state, hit.response, allowance, 0.0, None, attempt, cached=hit.key)
     input_tokens = state.current_model.count_input_tokens(request)
     verdict = authorize_model_call(state, input_tokens, reserve=final is None)
     if not isinstance(verdict, Allowed):
@@ -183,7 +189,9 @@ async def _call(
             state, error, failed, consumed=exc.tokens, retryable=exc.retryable, retry_after_s=exc.retry_after_s
         )
     latency_ms = (time.perf_counter() - started) * 1000
-    return await _record_response(state, response, reserved, latency_ms, held, attempt)
+    recorded = await _record_response(state, response, reserved, latency_ms, held, attempt)
+    await remember_response(state, request, response)
+    return recorded
 
 
 def _with_unique_call_ids(state: RunState, response: ModelResponse) -> ModelResponse:
@@ -233,12 +241,22 @@ def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[Req
 
 
 async def _record_response(
-    state: RunState, response: ModelResponse, reserved: RequestUsage, latency_ms: float, held: Hold | None, attempt: int
+    state: RunState,
+    response: ModelResponse,
+    reserved: RequestUsage,
+    latency_ms: float,
+    held: Hold | None,
+    attempt: int,
+    *,
+    cached: str | None = None,
 ) -> ModelResponse:
     spec = state.spec
     state.last_output_allowance = reserved.output_tokens
     response = _with_unique_call_ids(state, response)
-    usage, notes = _charged_usage(response, reserved)
+    if cached is not None:  # the cache answered: the journal keeps the turn, the money was not spent
+        usage, notes = RequestUsage(), {"cached": True, "cache_key": cached}
+    else:
+        usage, notes = _charged_usage(response, reserved)
     price = state.current_model.price
     cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
     state.usage.add_request(state.phase, usage.input_tokens, usage.output_tokens, cost)
@@ -258,6 +276,7 @@ async def _record_response(
         "reserved_tokens": reserved.total_tokens,
         "attempt": attempt,
         **notes,
+        **tier_fields(state, current_tier(state)),
     }
     if response.notes:
         payload["provider_notes"] = list(response.notes)
@@ -318,6 +337,7 @@ async def _failed_call(
         "reserved_tokens": failed.reserved.total_tokens,
         "attempt": failed.attempt,
         "retryable": retryable,
+        **tier_fields(state, current_tier(state)),
     }
     if retry_after_s is not None:
         payload["retry_after_s"] = retry_after_s

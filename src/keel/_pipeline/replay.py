@@ -17,6 +17,7 @@ from keel._pipeline.act import call_summary
 from keel._pipeline.execute import call_signature
 from keel._pipeline.recover import degrade_message
 from keel._pipeline.state import CallOrdinals, RunSpec, RunState
+from keel._pipeline.tiers import replay_escalation, step_went_right
 from keel._pipeline.validate import ValidCall, validate_call
 from keel.guardrails.base import Finding
 from keel.guardrails.injection import quarantine
@@ -35,6 +36,8 @@ class _Turn:
     results: dict[str, ToolResultMessage] = field(default_factory=dict)
     lines: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """Per call: its status-report line and, for a success, its result (None: the line is "not done")."""
+    rejected: bool = False
+    """A call of this turn was rejected: the step did not go right (a tier escalation holds)."""
 
     def flush(self, state: RunState) -> None:
         order = [*self.calls, *(i for i in {**self.results, **self.lines} if i not in self.calls)]
@@ -71,11 +74,10 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
                 _model_called(state, turn, event)
             case EventKind.TOOL_CALLED:
                 _tool_called(state, turn, event)
+            case EventKind.CACHE_HIT if "call_id" in payload:
+                _cached_tool_result(state, turn, event)
             case EventKind.TOOL_REJECTED:
-                state.rejections += 1
-                call_id = payload["call_id"]
-                turn.results[call_id] = ToolResultMessage(call_id, payload["tool"], payload["reason"], is_error=True)
-                state.informed_by.append(event.seq)
+                _tool_rejected(state, turn, event)
             case EventKind.GUARD_VERDICT:
                 _guard_verdict(state, turn, payload)
             case EventKind.REVIEW_DECIDED:
@@ -86,8 +88,7 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
             case EventKind.FALLBACK_USED:
                 _fallback_used(state, turn, payload)
             case EventKind.CHECKPOINT if "state_hash" in payload:
-                turn.flush(state)  # the step is complete: its results precede a nudge
-                state.spec.loop_detector.observe(state.loop, payload["state_hash"], payload.get("results", ()))
+                _step_done(state, turn, payload)
             case EventKind.LOOP_DETECTED if payload.get("action") == "nudge":
                 state.loop.nudged = True
                 state.messages.append(UserMessage(payload["feedback"]))
@@ -100,8 +101,26 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
     return state
 
 
+def _tool_rejected(state: RunState, turn: _Turn, event: Event) -> None:
+    payload = event.payload
+    state.rejections += 1
+    call_id = payload["call_id"]
+    turn.results[call_id] = ToolResultMessage(call_id, payload["tool"], payload["reason"], is_error=True)
+    turn.rejected = True
+    state.informed_by.append(event.seq)
+
+
+def _step_done(state: RunState, turn: _Turn, payload: dict[str, Any]) -> None:
+    """A step's checkpoint: its results precede a nudge; a step without rejections drops a tier escalation."""
+    if not turn.rejected:
+        step_went_right(state)
+    turn.flush(state)
+    state.spec.loop_detector.observe(state.loop, payload["state_hash"], payload.get("results", ()))
+
+
 def _model_called(state: RunState, turn: _Turn, event: Event) -> None:
     payload = event.payload
+    turn.rejected = False
     state.steps = max(state.steps, int(payload.get("step", 0)))
     state.usage.add_event(event)
     state.informed_by = [event.seq]
@@ -139,6 +158,19 @@ def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
         _replay_ordinal(state, ran, _next_ordinal(state, ran), ok)
     tool = state.spec.registry.get(name)
     if (tool is None or not tool.trusted) and outcome in ("ok", "error") and state.tainted_by is None:
+        state.tainted_by = f"output of {name}"
+
+
+def _cached_tool_result(state: RunState, turn: _Turn, event: Event) -> None:
+    """A tool result the cache gave: the call's answer, as if the tool had run (it takes no ordinal)."""
+    payload = event.payload
+    call_id, name, content = payload["call_id"], payload["tool"], str(payload.get("result", ""))
+    call = turn.calls.get(call_id) or ToolCall(call_id, name, "{}")
+    state.informed_by.append(event.seq)
+    turn.results[call_id] = ToolResultMessage(call_id, call.name, content)
+    turn.lines[call_id] = (f"{call_summary(call)} -> ok", content)
+    tool = state.spec.registry.get(name)
+    if (tool is None or not tool.trusted) and state.tainted_by is None:
         state.tainted_by = f"output of {name}"
 
 
@@ -185,6 +217,12 @@ def _guard_verdict(state: RunState, turn: _Turn, payload: dict[str, Any]) -> Non
 
 def _fallback_used(state: RunState, turn: _Turn, payload: dict[str, Any]) -> None:
     """A fallback model serves the rest of the run; a degraded tool is unavailable, the model told so."""
+    if "tier" in payload:
+        replay_escalation(state, payload)
+        return
+    if payload.get("cache"):
+        state.cache_down = True  # the cache failed in this run: not used again
+        return
     if payload.get("model"):
         state.model = next((m for m in state.spec.fallback_models if m.name == payload.get("to")), state.model)
         return

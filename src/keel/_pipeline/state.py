@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from keel.budget import Budget
+from keel.cost.cache import CacheBackend, CachePolicy
 from keel.cost.limits import SpendLimit
+from keel.cost.tiers import ModelTiers
 from keel.guardrails.base import Guard
 from keel.guardrails.escalation import Escalation
 from keel.journal import Event, Phase
@@ -23,10 +25,21 @@ from keel.store.base import RunRecord, Store
 from keel.tools.registry import ToolRegistry
 from keel.usage import Usage
 
-__all__ = ["UNSET", "CallOrdinals", "Finish", "RunSpec", "RunState"]
+__all__ = ["UNSET", "CallOrdinals", "Finish", "RunSpec", "RunState", "TierTrack"]
 
 UNSET: Any = object()
 """Marks a `Finish` without an explicit output: the best output gathered so far is used."""
+
+
+@dataclass(slots=True)
+class TierTrack:
+    """A run's position in its tier map (`keel._pipeline.tiers` moves it)."""
+
+    boost: int = 0
+    """Levels added for the current step (its cheaper call fell short)."""
+    floor: int = 0
+    """The lowest level for the rest of the run (after `ModelTiers.sticky_after` escalations)."""
+    escalations: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,10 @@ class RunSpec:
     """Which loops end the run, and how (E4)."""
     observers: tuple[Observer, ...] = ()
     """Watch the journal as it is written (telemetry)."""
+    cache: CacheBackend | None = None
+    """Where cached responses and tool results live (C2); None: caching is off."""
+    cache_policy: CachePolicy | None = None
+    """What is cached."""
 
     @property
     def run_info(self) -> RunInfo:
@@ -121,14 +138,23 @@ class RunState:
     shrank it); a cut-off answer is asked for again only when it had the full allowance."""
     model: Model | None = None
     """The model in use: `RunSpec.model` until a fallback model replaces it for the rest of the run."""
+    tiers: TierTrack = field(default_factory=TierTrack)
+    cache_down: bool = False
+    """The cache failed in this run: it is not used again (one `fallback_used` said so)."""
+    """Where the run stands in its `ModelTiers` (escalations, the sticky floor); unused without tiers."""
     spend_review_at_usd: float | None = None
     """The spend past which the next model call waits for a person: `Escalation.max_cost_usd` until a person
     approves more (then the approved call's spend plus another `max_cost_usd`)."""
 
     @property
     def current_model(self) -> Model:
-        """The model the next call goes to."""
-        return self.model or self.spec.model
+        """The model the next call goes to: a fallback model, else the tier the phase and escalations pick."""
+        if self.model is not None:
+            return self.model
+        tiers = self.spec.model
+        if isinstance(tiers, ModelTiers):
+            return tiers.pick(self.phase, floor=self.tiers.floor, boost=self.tiers.boost).model
+        return tiers
 
     def time_for_work(self) -> float | None:
         """Seconds ordinary work (turns, tool calls, retry waits) may still use; None without a wall-time budget.

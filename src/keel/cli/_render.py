@@ -146,6 +146,11 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Text]] = {
     EventKind.TOOL_REJECTED: _tool_rejected,
     EventKind.GUARD_VERDICT: _guard_verdict,
     EventKind.RUN_FINISHED: _run_finished,
+    EventKind.CACHE_HIT: lambda p: Text(
+        f"{call_text(p['tool'], p.get('arguments', {})) if p.get('tool') else 'model response'} from the cache: "
+        f"saved {p.get('saved_tokens', 0):,} tokens · {money(float(p.get('saved_cost_usd') or 0))}",
+        style="green",
+    ),
     EventKind.BUDGET_RESERVED: lambda p: Text(
         f"reserved {p.get('tokens', 0):,} tokens · {money(float(p.get('usd') or 0))} against "
         f"{', '.join(p.get('keys') or []) or 'the limits'}",

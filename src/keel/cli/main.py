@@ -8,6 +8,7 @@ import typer
 
 from keel import __version__
 
+from .cost import cost_command
 from .dashboard import dashboard_command
 from .demo import demo_command
 from .inspect import runs_command, trace_command
@@ -32,6 +33,7 @@ app.command("runs")(runs_command)
 app.command("resume")(resume_command)
 app.command("trace")(trace_command)
 app.command("usage")(usage_command)
+app.command("cost")(cost_command)
 app.command("tools")(tools_command)
 app.add_typer(review_app, name="review")
 app.command("dashboard")(dashboard_command)

@@ -150,6 +150,11 @@ class Model(abc.ABC):
         """USD per million input/output tokens, or None when unknown (then cost is recorded as 0)."""
         return price_for(self.name)
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether the same request gets the same answer (temperature 0): its responses may then be cached."""
+        return False
+
     async def aclose(self) -> None:
         """Release what the model holds on the running event loop (HTTP connections); it reopens on next use.
 

@@ -164,6 +164,11 @@ class LocalModel(Model):
         return f"LocalModel({self.name!r}, constrained={self.constrained})"
 
     @property
+    def deterministic(self) -> bool:
+        """True at temperature 0 (the default): greedy decoding repeats itself, so responses may be cached."""
+        return self.temperature == 0
+
+    @property
     def price(self) -> Price:
         """The pricing table's notional price for this model (by name, then by file name), else free."""
         return price_for(self.name) or price_for(f"local:{self.path.name}") or Price(0.0, 0.0)

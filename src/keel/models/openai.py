@@ -101,6 +101,11 @@ class OpenAIModel(SDKModel[openai.AsyncOpenAI]):
     def _new_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(**self._client_options())
 
+    @property
+    def deterministic(self) -> bool:
+        """True at temperature 0: its responses may be cached (`CachePolicy`)."""
+        return self._temperature == 0
+
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send `request` as one chat completion.
 

@@ -108,6 +108,16 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX runs_by_status ON runs (status, started_at DESC);
     """,
+    # 5: the embedded cache (C2): model responses, tool results and plans under a hashed key, until expires_at.
+    """
+    CREATE TABLE cache (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        expires_at REAL,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX cache_by_expiry ON cache (expires_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

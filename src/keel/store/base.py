@@ -268,6 +268,14 @@ class Store(Protocol):
         """
         ...
 
+    async def cache_get(self, key: str, *, now: float) -> str | None:
+        """The cached value under `key`, or None when there is none or it expired before `now`."""
+        ...
+
+    async def cache_put(self, key: str, value: str, *, expires_at: float | None, now: float) -> None:
+        """Store `value` under `key` until `expires_at` (None: until replaced); drops some expired entries."""
+        ...
+
     async def data_version(self) -> int:
         """A number that changes whenever anything in the store changed, in any process: cheap, for polling."""
         ...

@@ -42,6 +42,7 @@ class MemoryStore:
         self._reviews: dict[str, ReviewItem] = {}
         self._reviews_lock = threading.Lock()  # of two threads deciding one item, exactly one wins
         self._version = 0  # moves on every change, for `data_version`
+        self._cache: dict[str, tuple[str, float | None]] = {}
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run with its first event."""
@@ -163,6 +164,19 @@ class MemoryStore:
                     for i, amount in enumerate((inc.n, inc.tokens_in, inc.tokens_out, inc.cost_usd, inc.value)):
                         total[i] += amount
         return [RollupRow(*key, int(t[0]), int(t[1]), int(t[2]), float(t[3]), float(t[4])) for key, t in sums.items()]
+
+    async def cache_get(self, key: str, *, now: float) -> str | None:
+        """The cached value under `key`, unless expired."""
+        found = self._cache.get(key)
+        if found is None or (found[1] is not None and found[1] <= now):
+            return None
+        return found[0]
+
+    async def cache_put(self, key: str, value: str, *, expires_at: float | None, now: float) -> None:
+        """Insert or replace `key`, dropping expired entries."""
+        for old in [k for k, (_, until) in self._cache.items() if until is not None and until <= now][:100]:
+            del self._cache[old]
+        self._cache[key] = (value, expires_at)
 
     async def data_version(self) -> int:
         """A number that changes whenever the store changed."""

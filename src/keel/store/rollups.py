@@ -16,7 +16,7 @@ hour's chart, hours for a week, days for all time — at the price of three smal
 | ``runs_started`` | | | new runs (not resumptions) | |
 | ``runs_finished`` | status | | run segments ended | working time, ms (pauses excluded) |
 | ``run_latency`` | bucket upper bound, s | | runs ended within it | |
-| ``model_calls`` | model | phase | calls (failed ones too) | latency, ms |
+| ``model_calls`` | model | phase | calls (failed ones too; not those a cache answered) | latency, ms |
 | ``model_errors`` | model | retryable or final | failed calls | |
 | ``tool_calls`` | tool | outcome | attempts | latency, ms |
 | ``tool_latency`` | tool | bucket upper bound, s | attempts that ran, within it | |
@@ -175,6 +175,8 @@ def increments(event: Event) -> list[Increment]:
 
 
 def _model_call(event: Event) -> list[Increment]:
+    if event.payload.get("cached"):  # answered from a cache: counted as a cache hit, not as a call
+        return []
     model = str(event.payload.get("model", ""))
     counted = [
         Increment(

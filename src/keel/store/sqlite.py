@@ -316,6 +316,28 @@ class SQLiteStore:
         sql, params = _sqlite_rollups.select(since, metrics, bucket_s, time.time())
         return [_sqlite_rollups.row_of(row) for row in self._read(sql, params)]
 
+    async def cache_get(self, key: str, *, now: float) -> str | None:
+        """The cached value under `key`, unless expired."""
+        rows = self._read("SELECT value, expires_at FROM cache WHERE key = ?", (key,))
+        if not rows or (rows[0][1] is not None and rows[0][1] <= now):
+            return None
+        return str(rows[0][0])
+
+    async def cache_put(self, key: str, value: str, *, expires_at: float | None, now: float) -> None:
+        """Insert or replace `key`, and drop up to 100 expired entries in the same transaction."""
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO cache (key, value, expires_at, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO "
+                "UPDATE SET value = excluded.value, expires_at = excluded.expires_at, created_at = excluded.created_at",
+                (key, value, expires_at, now),
+            )
+            conn.execute(
+                "DELETE FROM cache WHERE key IN (SELECT key FROM cache WHERE expires_at <= ? LIMIT 100)", (now,)
+            )
+
+        self._immediate(put)
+
     async def data_version(self) -> int:
         """A number that changes whenever the store changed, in this process or another: cheap, for polling."""
         (version,) = self._read("PRAGMA data_version", ())[0]

@@ -63,6 +63,9 @@ class Tool:
     idempotent: bool = False
     """Calling it twice with the same arguments has the effect of calling it once: safe to retry and to re-issue
     after a crash, even with side effects."""
+    cache_ttl: float | None = None
+    """Seconds a result may be reused for the same arguments (C2); None: never cached. Only for tools without side
+    effects, or idempotent ones."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (handy in tests)."""
@@ -83,6 +86,7 @@ def _make_tool(
     alternatives: tuple[str, ...] | list[str],
     required: bool,
     idempotent: bool,
+    cache_ttl: float | None = None,
 ) -> Tool:
     if not callable(func):
         raise ToolDefinitionError(f"@tool needs a function, got {func!r}")
@@ -110,6 +114,7 @@ def _make_tool(
         )
     if tool_name in alternatives:
         raise ToolDefinitionError(f"tool {tool_name!r} cannot be its own alternative")
+    _check_cache_ttl(tool_name, cache_ttl, side_effects=side_effects, idempotent=idempotent)
     schema = function_schema(func, tool_name, description)
     return Tool(
         name=tool_name,
@@ -128,7 +133,20 @@ def _make_tool(
         alternatives=tuple(dict.fromkeys(alternatives)),
         required=required,
         idempotent=idempotent,
+        cache_ttl=None if cache_ttl is None else float(cache_ttl),
     )
+
+
+def _check_cache_ttl(name: str, cache_ttl: float | None, *, side_effects: bool, idempotent: bool) -> None:
+    if cache_ttl is None:
+        return
+    if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, int | float) or not 0 < cache_ttl < math.inf:
+        raise ToolDefinitionError(f"tool {name!r}: cache_ttl must be a positive number of seconds, got {cache_ttl!r}")
+    if side_effects and not idempotent:
+        raise ToolDefinitionError(
+            f"tool {name!r} has side effects: its results cannot be cached (a cached call would skip the effect) "
+            "unless it is declared idempotent=True"
+        )
 
 
 @overload
@@ -149,6 +167,7 @@ def tool(
     alternatives: tuple[str, ...] | list[str] = (),
     required: bool = False,
     idempotent: bool = False,
+    cache_ttl: float | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -167,6 +186,7 @@ def tool(
     alternatives: tuple[str, ...] | list[str] = (),
     required: bool = False,
     idempotent: bool = False,
+    cache_ttl: float | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: ``@tool`` or ``@tool(severity="high", side_effects=True)``.
 
@@ -179,6 +199,9 @@ def tool(
     tried in order with the same arguments once retries are spent; ``required=True`` escalates to a person
     instead of letting the model go on without the tool; ``idempotent=True`` declares a side-effecting tool
     safe to retry and to re-issue after a crash.
+
+    Caching (C2): ``cache_ttl=300`` reuses a result for the same arguments for five minutes (journaled as a
+    ``cache_hit``); refused for a side-effecting tool unless it is idempotent.
     """
     make = functools.partial(
         _make_tool,
@@ -193,5 +216,6 @@ def tool(
         alternatives=alternatives,
         required=required,
         idempotent=idempotent,
+        cache_ttl=cache_ttl,
     )
     return make(func) if func is not None else make
