@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/local_model.py
 	$(BIN)/python bench/journal.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/cost_workload.py
 	$(BIN)/python bench/chaos.py
 
 clean:

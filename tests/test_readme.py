@@ -30,3 +30,11 @@ def test_the_when_things_go_wrong_example_runs_as_written(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "completed 3 Order 7 shipped (as of yesterday)."
     assert out[1] == "['retry_scheduled', 'retry_scheduled', 'fallback_used']"
+
+
+def test_the_paying_less_example_runs_as_written(monkeypatch, capsys):
+    monkeypatch.setenv("KEEL_STORE", "memory://")
+    code = re.search(r"## Paying less\n.*?```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Order 7 has shipped. ['openai:gpt-4o-mini', 'openai:gpt-4o', 'openai:gpt-4o-mini']"

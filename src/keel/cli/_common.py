@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -36,6 +36,7 @@ __all__ = [
     "fail",
     "keel_errors",
     "out_console",
+    "read_store",
     "run_async",
     "store_flag",
     "using_store",
@@ -146,3 +147,14 @@ def store_flag(store: Store, given: str | None) -> str:
     if isinstance(store, MemoryStore) or store.url in (default, f"sqlite:///{default}"):
         return ""
     return f" --store {store.url}"
+
+
+def read_store(url: str | None, read: Callable[[Store], Coroutine[Any, Any, T]], console: Console) -> T | None:
+    """Run `read` on the existing store, opened read-only; None (and "no runs yet" said) when there is no store."""
+    with keel_errors():
+        try:
+            with using_store(url, create=False) as opened:
+                return run_async(read(opened))
+        except StoreNotFoundError as exc:
+            console.print(Text(f"no runs yet (no store at {exc.path})", style="yellow"))
+            return None

@@ -178,6 +178,8 @@ def _fallback_used(p: Mapping[str, Any]) -> Text:
         gone = ", ".join(p.get("unavailable") or [str(p.get("from"))])
         return Text(f"gave up on {gone} for this run: {short(p.get('reason') or '')}", style="yellow")
     skipped = " (skipped: cannot take the arguments)" if p.get("skipped") else ""
+    if p.get("tier"):
+        return Text(f"up to the {p['tier']} tier ({p.get('to')}): {short(p.get('reason') or '')}", style="yellow")
     kind = "model " if p.get("model") else ""
     return Text(f"{kind}{p.get('from')} → {p.get('to')}{skipped}: {short(p.get('reason') or '')}")
 
@@ -235,6 +237,10 @@ def _model_details(p: Mapping[str, Any]) -> list[Text]:
         lines.append(Text.assemble(("answer: ", "bold"), short(p["text"], 1000)))
     if p.get("confidence") is not None:
         lines.append(Text.assemble(("confidence: ", "bold"), str(p["confidence"])))
+    if p.get("tier_reason"):
+        lines.append(Text.assemble(("tier: ", "bold"), str(p["tier_reason"])))
+    if p.get("cached"):
+        lines.append(Text("answered from the cache: nothing spent", style="green"))
     for note in p.get("provider_notes") or ():
         lines.append(Text.assemble(("keel: ", "bold yellow"), str(note)))
     if p.get("informed_by"):

@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from keel.errors import StoreNotFoundError
 from keel.observe.cost import CostReport, Spend, cost_report
 
-from ._common import StoreOption, keel_errors, out_console, run_async, using_store
+from ._common import StoreOption, out_console, read_store
 from ._render import money
 from .usage import parse_since
 
@@ -65,13 +64,9 @@ def cost_command(
     start = parse_since(since)
     scope = " ".join(f for f in (f"since {since}" if since else "", f"of agent {agent}" if agent else "") if f)
     console = out_console()
-    with keel_errors():
-        try:
-            with using_store(store, create=False) as opened:
-                report = run_async(cost_report(opened, since=start, agent=agent))
-        except StoreNotFoundError as exc:
-            console.print(Text(f"no runs yet (no store at {exc.path})", style="yellow"))
-            return
+    report = read_store(store, lambda opened: cost_report(opened, since=start, agent=agent), console)
+    if report is None:
+        return
     if as_json:
         data = {
             **dataclasses.asdict(report),

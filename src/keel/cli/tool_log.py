@@ -11,10 +11,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from keel.errors import StoreNotFoundError
 from keel.observe.tools import tool_calls, tool_stats
 
-from ._common import StoreOption, keel_errors, out_console, run_async, using_store
+from ._common import StoreOption, out_console, read_store
 from ._render import money, timestamp
 from .usage import parse_since
 
@@ -39,15 +38,13 @@ def tools_command(
     """List recent tool calls (arguments and results redacted), with latency, cost, attempt and outcome."""
     start = parse_since(since)
     console = out_console()
-    with keel_errors():
-        try:
-            with using_store(store, create=False) as opened:
-                records = run_async(
-                    tool_calls(opened, since=start, agent=agent, tool=tool, outcome=outcome, limit=limit)
-                )
-        except StoreNotFoundError as exc:
-            console.print(Text(f"no runs yet (no store at {exc.path})", style="yellow"))
-            return
+    records = read_store(
+        store,
+        lambda opened: tool_calls(opened, since=start, agent=agent, tool=tool, outcome=outcome, limit=limit),
+        console,
+    )
+    if records is None:
+        return
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in records], indent=2))
         return

@@ -12,13 +12,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from keel.errors import StoreNotFoundError
 from keel.journal import Phase
 from keel.observe.usage import UsageReport, usage_report
 from keel.observe.window import parse_duration
 from keel.usage import PhaseUsage, Usage
 
-from ._common import StoreOption, keel_errors, out_console, run_async, using_store
+from ._common import StoreOption, out_console, read_store
 from ._render import money
 
 __all__ = ["parse_since", "usage_command"]
@@ -120,13 +119,11 @@ def usage_command(
         or "in the store"
     )
     console = out_console()
-    with keel_errors():
-        try:
-            with using_store(store, create=False) as opened:
-                report = run_async(usage_report(opened, since=start, session_id=session, agent=agent))
-        except StoreNotFoundError as exc:
-            console.print(Text(f"no runs yet (no store at {exc.path})", style="yellow"))
-            return
+    report = read_store(
+        store, lambda opened: usage_report(opened, since=start, session_id=session, agent=agent), console
+    )
+    if report is None:
+        return
     if as_json:
         data = {
             "runs": report.runs,
