@@ -174,3 +174,19 @@ def test_money_bounds_need_every_tier_priced() -> None:
     unpriced = ModelTiers(small=ScriptedModel([], price=SMALL_PRICE), large=Unpriced([], name="test:no-price"))
     with pytest.raises(ConfigError, match="test:no-price"):
         Agent("a", unpriced, budget=Budget(max_cost_usd=1.0))
+
+
+async def test_a_correction_never_goes_to_a_cheaper_tier_than_the_turn_it_corrects() -> None:
+    medium = ScriptedModel([reply("it shipped")], price=(1.0, 4.0), name="test:medium")
+    three = ModelTiers(
+        small=ScriptedModel([], price=SMALL_PRICE, name="test:small"),
+        medium=medium,
+        large=ScriptedModel([reply({"order_id": "A1", "status": "shipped"})], price=LARGE_PRICE, name="test:large"),
+        execution="medium",
+    )
+    result = await Agent("a", three, output=Order, store=MemoryStore()).run("Status of A1?")
+    assert models_called(result) == ["test:medium", "test:large"]  # validation runs on small, but not a correction
+
+    top = tiers([], [reply("it shipped"), reply({"order_id": "A1", "status": "shipped"})], execution="large")
+    result = await Agent("a", top, output=Order, store=MemoryStore()).run("Status of A1?")
+    assert models_called(result) == ["test:large", "test:large"]

@@ -17,7 +17,7 @@ from keel._pipeline.act import call_summary
 from keel._pipeline.execute import call_signature
 from keel._pipeline.recover import degrade_message
 from keel._pipeline.state import CallOrdinals, RunSpec, RunState
-from keel._pipeline.tiers import replay_escalation, step_went_right
+from keel._pipeline.tiers import replay_escalation, replay_kept, step_went_right
 from keel._pipeline.validate import ValidCall, validate_call
 from keel.guardrails.base import Finding
 from keel.guardrails.injection import quarantine
@@ -38,6 +38,8 @@ class _Turn:
     """Per call: its status-report line and, for a success, its result (None: the line is "not done")."""
     rejected: bool = False
     """A call of this turn was rejected: the step did not go right (a tier escalation holds)."""
+    tier: str | None = None
+    """The tier of the latest model turn (tiered runs): where a correction of it goes at least."""
 
     def flush(self, state: RunState) -> None:
         order = [*self.calls, *(i for i in {**self.results, **self.lines} if i not in self.calls)]
@@ -107,6 +109,7 @@ def _tool_rejected(state: RunState, turn: _Turn, event: Event) -> None:
     call_id = payload["call_id"]
     turn.results[call_id] = ToolResultMessage(call_id, payload["tool"], payload["reason"], is_error=True)
     turn.rejected = True
+    replay_kept(state, turn.tier)
     state.informed_by.append(event.seq)
 
 
@@ -120,7 +123,7 @@ def _step_done(state: RunState, turn: _Turn, payload: dict[str, Any]) -> None:
 
 def _model_called(state: RunState, turn: _Turn, event: Event) -> None:
     payload = event.payload
-    turn.rejected = False
+    turn.rejected, turn.tier = False, payload.get("tier")
     state.steps = max(state.steps, int(payload.get("step", 0)))
     state.usage.add_event(event)
     state.informed_by = [event.seq]
@@ -210,6 +213,7 @@ def _guard_verdict(state: RunState, turn: _Turn, payload: dict[str, Any]) -> Non
             shown = quarantine(raw.content, findings, source=payload.get("tool") or raw.name)
             turn.results[raw.call_id] = ToolResultMessage(raw.call_id, raw.name, shown, is_error=raw.is_error)
     if (feedback := payload.get("feedback")) is not None:
+        replay_kept(state, turn.tier)  # a correction goes at least to the corrected turn's tier
         state.messages.append(UserMessage(feedback))
         state.output_retries += 1
         state.phase = Phase.VALIDATION

@@ -35,8 +35,8 @@ UNSET: Any = object()
 class TierTrack:
     """A run's position in its tier map (`keel._pipeline.tiers` moves it)."""
 
-    boost: int = 0
-    """Levels added for the current step (its cheaper call fell short)."""
+    step: int = 0
+    """The lowest level for the rest of the current step: the tier a correction goes to (0: none)."""
     floor: int = 0
     """The lowest level for the rest of the run (after `ModelTiers.sticky_after` escalations)."""
     escalations: int = 0
@@ -153,7 +153,7 @@ class RunState:
             return self.model
         tiers = self.spec.model
         if isinstance(tiers, ModelTiers):
-            return tiers.pick(self.phase, floor=self.tiers.floor, boost=self.tiers.boost).model
+            return tiers.pick(self.phase, floor=max(self.tiers.floor, self.tiers.step)).model
         return tiers
 
     def time_for_work(self) -> float | None:

@@ -127,9 +127,9 @@ class ModelTiers(Model):
         """The tier a call of `phase` starts on."""
         return self.phases[phase]
 
-    def pick(self, phase: Phase, *, floor: int = 0, boost: int = 0) -> Tier:
-        """The tier of a call in `phase`: the phase's tier or the run's `floor` if higher, `boost` levels up."""
-        return self.at(max(self.for_phase(phase).level, floor) + boost)
+    def pick(self, phase: Phase, *, floor: int = 0) -> Tier:
+        """The tier of a call in `phase`: the phase's tier, or the tier at level `floor` if that one is higher."""
+        return self.at(max(self.for_phase(phase).level, floor))
 
     def at(self, level: int) -> Tier:
         """The tier at `level`, clamped to the largest."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from keel.agent import Agent
 from keel.budget import Budget
+from keel.cost.cache import CachePolicy
 from keel.models.base import Model
 from keel.store.base import Store
 from keel.testing import ScriptedModel, call, reply
@@ -208,4 +209,5 @@ def build_agent(
         budget=Budget(max_tokens=20_000, max_steps=8, timeout_s=60),
         max_output_tokens=400,  # a support reply is a few sentences; a small model that rambles is cut here
         store=store,
+        cache=CachePolicy(responses=False),  # the demo shows the model at work, not yesterday's answer replayed
     )
