@@ -13,15 +13,20 @@ The models are simulated, deterministically, with the list prices of openai:gpt-
 instructions, tool schemas and the whole conversation, every turn) and of what it answers. Assumptions a reader
 should judge:
 - The large model gets every task right. The small one gets easy tasks right and fails `--small-fails` (50%) of
-  the `--hard` (20%) tasks — detectably: an invalid tool call (multi-step), an answer off its schema
-  (extraction), a label outside the set (routing), or a low self-reported confidence (lookup). Keel then asks
-  one tier up. Failures no validator can see are out of scope: tiering cannot catch them, on either side.
+  the `--hard` (20%) tasks — detectably by default: an invalid tool call (multi-step), an answer off its schema
+  (extraction), a label outside the set (routing), or a wrong answer it reports low confidence in (lookup). Keel
+  then asks one tier up. `--undetected` makes a share of those failures invisible (wrong but well formed and
+  confident): no tier map can catch those, and task success then drops below the baseline's — measure it.
+- The price ratio bounds the saving: gpt-4o costs 16.7× gpt-4o-mini per token, so moving every call to the small
+  model would save at most 94%; escalations, and the failed cheap calls that precede them, eat into that.
 - Both models answer at temperature 0, so identical requests get identical answers (the response cache applies);
-  `lookup_order` declares `cache_ttl`. Everything starts with an empty cache.
+  `lookup_order` declares `cache_ttl`. Lookups repeat word for word (customers ask the same question); the
+  response cache's share of the saving depends on that. Everything starts with an empty cache.
 - Routing tasks go through a `Batcher` on the small model (up to 16 per call); a task it cannot answer (the
   small model's invalid label, retried alone) goes to the tiered agent, like any other task.
 - The baseline is the same tasks on the large model alone, one run each, no caching, no batching.
-Task success is checked against each task's known answer, in both configurations.
+Task success is checked against each task's known answer (the exact label, the exact extracted values, the looked-up
+status, all three facts of a summary), in every configuration.
 """
 
 from __future__ import annotations
@@ -105,10 +110,11 @@ def workload(n: int, hard_share: float, seed: int = 3) -> list[Task]:
             tasks.append(Task(i, kind, hard, text, Extracted(order_id=order, amount_eur=amount)))
         elif kind == "lookup":
             order = f"A-{1000 + rng.randrange(25)}"
-            tasks.append(Task(i, kind, hard, f"Where is my order {order}?", order))
+            tasks.append(Task(i, kind, hard, f"Where is my order {order}?", lookup_order.function(order)))
         else:
             order = f"A-{rng.randint(1000, 9999)}"
-            tasks.append(Task(i, kind, hard, f"[{i}] Summarize order {order}: status, customer and invoice.", order))
+            facts = "; ".join(t.function(order) for t in TOOLS)
+            tasks.append(Task(i, kind, hard, f"[{i}] Summarize order {order}: status, customer and invoice.", facts))
     return tasks
 
 
@@ -120,8 +126,8 @@ def _fails(task_text: str, share: float) -> bool:
 class SimulatedModel(Model):
     """A deterministic stand-in for a real model, priced and counted like one (see the module docstring)."""
 
-    def __init__(self, name: str, *, small: bool, hard: dict[str, bool], fail_share: float) -> None:
-        self.name, self.small, self.hard, self.fail_share = name, small, hard, fail_share
+    def __init__(self, name: str, *, small: bool, hard: dict[str, bool], fail_share: float, undetected: float) -> None:
+        self.name, self.small, self.hard, self.fail_share, self.undetected = name, small, hard, fail_share, undetected
         self.calls = 0
 
     @property
@@ -130,6 +136,10 @@ class SimulatedModel(Model):
 
     def _fails(self, task_text: str) -> bool:
         return self.small and self.hard.get(task_text, False) and _fails(task_text, self.fail_share)
+
+    def _unseen(self, task_text: str) -> bool:
+        """A failure no check can see: a wrong answer, well formed, confidently given."""
+        return self._fails(task_text) and _fails(task_text + "#unseen", self.undetected)
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         self.calls += 1
@@ -143,9 +153,12 @@ class SimulatedModel(Model):
         return ModelResponse(text=text, usage=RequestUsage(self.count_input_tokens(request), len(text) // 4 + 8))
 
     def _label(self, task_text: str) -> str:
+        right = "billing" if "invoice" in task_text else "shipping" if "parcel" in task_text else "technical"
+        if self._unseen(task_text):
+            return next(label for label in LABELS if label != right)  # wrong, but a valid label
         if self._fails(task_text):
             return "urgent"  # outside the set: the batcher's validation catches it
-        return "billing" if "invoice" in task_text else "shipping" if "parcel" in task_text else "technical"
+        return right
 
     def _batch(self, message: str) -> str:
         items = json.loads(message.splitlines()[-1])  # the batcher's task list is the message's last line
@@ -167,23 +180,31 @@ class SimulatedModel(Model):
     ) -> tuple[str | None, list[ToolCall], float | None]:
         fails, step = self._fails(task_text), len(results)
         if request.output_schema is not None and "order_id" in json.dumps(request.output_schema):  # extraction
-            if fails and not any(isinstance(m.content, str) and "schema" in m.content for m in request.messages):
+            corrected = any(isinstance(m.content, str) and "schema" in m.content for m in request.messages)
+            if fails and not corrected and not self._unseen(task_text):
                 return "order A-? from someone", [], None  # off the schema: corrected one tier up
             order = re.search(r"A-\d+", task_text)
             amount = re.search(r"([\d.]+) EUR", task_text)
             assert order is not None and amount is not None
-            return json.dumps({"order_id": order.group(0), "amount_eur": float(amount.group(1))}), [], None
+            wrong = 1.0 if self._unseen(task_text) else 0.0  # well formed, wrong amount
+            return json.dumps({"order_id": order.group(0), "amount_eur": float(amount.group(1)) + wrong}), [], None
         if "Classify" in task_text:
             return json.dumps(self._label(task_text)), [], None  # a JSON string, as the output schema asks
         order = "A-" + task_text.split("A-")[1][:4]
         if task_text.startswith("Where is"):  # lookup
             if step == 0:
                 return None, [ToolCall(f"c{step}", "lookup_order", json.dumps({"order_id": order}))], None
-            return f"Your order {results[-1].content}.", [], (0.4 if fails else 0.95)
+            if self._unseen(task_text):
+                return f"Your order {order} is lost.", [], 0.95  # wrong, and sure of it
+            if fails:
+                return f"Your order {order} is lost.", [], 0.4  # wrong, and says it is unsure: one tier up
+            return f"Your order {results[-1].content}.", [], 0.95
         wanted = ["lookup_order", "get_customer", "get_invoice"]
         if step < 3:
             name = "get_custmer" if fails and step == 1 else wanted[step]  # an invalid call: corrected one tier up
             return None, [ToolCall(f"c{step}", name, json.dumps({"order_id": order}))], None
+        if self._unseen(task_text):
+            return "; ".join(str(m.content) for m in results[-3:-1]), [], None  # the invoice left out
         return "; ".join(str(m.content) for m in results[-3:]), [], None
 
 
@@ -243,12 +264,15 @@ async def run_keel(tasks: list[Task], small: SimulatedModel, large: SimulatedMod
             "desk", tiers, instructions=INSTRUCTIONS, tools=TOOLS, store=store, cache=policy, output=_output(task)
         )
 
-    batcher = Batcher(small, max_batch=16, window_s=0.01)
+    batcher = Batcher(small, max_batch=16, window_s=0.01, instructions=INSTRUCTIONS)
     routed = [t for t in tasks if t.kind == "routing" and full]
     answers = await asyncio.gather(*(batcher.submit(t.text, Label) for t in routed), return_exceptions=True)
     await batcher.close()
     for task, answer in zip(routed, answers, strict=True):
         if isinstance(answer, ModelError):  # the small model could not: the task goes to the tiered agent
+            spent_in, spent_out = answer.tokens or (0, 0)  # what its failed attempts cost is still spent
+            outcome.cost_usd += small.price.cost(spent_in, spent_out) if small.price is not None else 0.0
+            outcome.tokens += spent_in + spent_out
             _count(outcome, task, await agent(task).run(task.text))
             continue
         assert not isinstance(answer, BaseException)
@@ -269,13 +293,16 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=360)
     parser.add_argument("--hard", type=float, default=0.2, help="share of hard tasks")
     parser.add_argument("--small-fails", type=float, default=0.5, help="share of hard tasks the small model fails")
+    parser.add_argument(
+        "--undetected", type=float, default=0.0, help="share of those failures no check can see (wrong but well formed)"
+    )
     args = parser.parse_args()
     tasks = workload(args.tasks, args.hard)
     hard = {t.text: t.hard for t in tasks}
     small_price, large_price = price_for("openai:gpt-4o-mini"), price_for("openai:gpt-4o")
 
     def model(name: str, small: bool) -> SimulatedModel:
-        return SimulatedModel(name, small=small, hard=hard, fail_share=args.small_fails)
+        return SimulatedModel(name, small=small, hard=hard, fail_share=args.small_fails, undetected=args.undetected)
 
     baseline = asyncio.run(run_baseline(tasks, model("openai:gpt-4o", small=False)))
     tiered = asyncio.run(
@@ -287,7 +314,8 @@ def main() -> None:
     assert small_price is not None and large_price is not None
     title = (
         f"{len(tasks)} tasks ({', '.join(f'{n} {k}' for k, n in counts.items())}); {args.hard:.0%} hard, the small "
-        f"model fails {args.small_fails:.0%} of those. USD per 1M tokens in/out: small {small_price.input}/"
+        f"model fails {args.small_fails:.0%} of those, {args.undetected:.0%} of its failures unseen. USD per 1M tokens "
+        f"in/out: small {small_price.input}/"
         f"{small_price.output}, large {large_price.input}/{large_price.output}"
     )
     table = Table(title=title)

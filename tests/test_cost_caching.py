@@ -152,3 +152,71 @@ async def test_redis_shares_the_cache_between_agents_and_a_dead_redis_degrades()
     await dead.aclose()
     assert result.status.value == "completed" and lookups == [order, order]
     assert any(e.payload.get("cache") for e in result.events if e.kind is EventKind.FALLBACK_USED)
+
+
+@tool(cache_ttl=300)
+def fetch_page(url: str) -> str:
+    """Fetch a web page (untrusted content)."""
+    return "Shipping rates page"
+
+
+@tool(severity="high", side_effects=True)
+def wire(amount: float) -> str:
+    """Wire money."""
+    return "wired"
+
+
+async def test_a_cached_untrusted_result_taints_the_run_like_a_fresh_one(memory_store: MemoryStore) -> None:
+    def run_once() -> Agent:
+        model = ScriptedModel([call("fetch_page", url="https://example.com"), call("wire", amount=10), reply("ok")])
+        return Agent("a", model, tools=[fetch_page, wire], store=memory_store)
+
+    first, second = await run_once().run("pay"), await run_once().run("pay")
+    assert "cache_hit" in kinds(second)
+    assert first.status.value == second.status.value == "escalated"  # the wire waits for a person both times
+
+
+async def test_another_agents_tool_of_the_same_name_is_another_cache_entry(memory_store: MemoryStore) -> None:
+    def lookup_for(secret: str):
+        @tool(cache_ttl=300, name="lookup")
+        def lookup(key: str) -> str:
+            """Look a key up."""
+            return secret
+
+        return lookup
+
+    hr = Agent("hr", ScriptedModel([call("lookup", key="bob"), reply("done")]), tools=[lookup_for("salary 200k")],
+               store=memory_store)  # fmt: skip
+    public = Agent("public", ScriptedModel([call("lookup", key="bob"), reply("done")]),
+                   tools=[lookup_for("bob is in Lisbon")], store=memory_store)  # fmt: skip
+    await hr.run("bob?")
+    result = await public.run("bob?")
+    assert "cache_hit" not in kinds(result) and result.report.done == ('lookup({"key": "bob"}) -> ok',)
+    assert "salary" not in str([e.payload for e in result.events])
+
+
+def test_a_tool_that_reads_its_context_cannot_be_cached() -> None:
+    from keel import ToolContext
+
+    def per_user(ctx: ToolContext, item: str) -> str:
+        """A per-user lookup."""
+        return item
+
+    with pytest.raises(ToolDefinitionError, match="reads its ToolContext"):
+        tool(cache_ttl=60)(per_user)
+
+
+class FaultyBackend(MemoryCache):
+    name = "faulty"
+
+    async def set(self, key: str, value: str, *, ttl_s: float | None) -> None:
+        raise RuntimeError("disk full")
+
+
+async def test_any_failure_of_a_custom_backend_degrades_the_cache_not_the_run() -> None:
+    model = ScriptedModel([call("get_order", order_id="A1"), reply("done")])
+    agent = Agent("a", model, tools=[get_order], store=MemoryStore(), cache=CachePolicy(backend=FaultyBackend()))
+    result = await agent.run("A1")
+    assert result.status.value == "completed"
+    (warning,) = [e.payload for e in result.events if e.kind is EventKind.FALLBACK_USED]
+    assert warning["reason"] == "RuntimeError: disk full"

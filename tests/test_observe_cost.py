@@ -48,8 +48,9 @@ async def test_the_report_splits_spend_and_prices_tiered_calls_on_the_large_mode
     assert report.by_model["tool:geocode"].cost_usd == pytest.approx(0.01)  # the second run's came from the cache
     assert report.cache_hits == 1 and report.cache_saved_usd == pytest.approx(0.01)
     assert report.tiered_cost_usd == pytest.approx(4 * small_call + 2 * large_call)
-    assert report.tiered_baseline_usd == pytest.approx(6 * large_call)
-    assert report.tiering_saving_pct == pytest.approx(1 - (4 * small_call + 2 * large_call) / (6 * large_call))
+    # the two small calls that fell short are not in the baseline: a large-only run would not have made them
+    assert report.tiered_baseline_usd == pytest.approx(4 * large_call)
+    assert report.tiering_saving_pct == pytest.approx(1 - (4 * small_call + 2 * large_call) / (4 * large_call))
 
 
 def test_keel_cost_prints_the_report_and_json(db: Path) -> None:
@@ -58,6 +59,6 @@ def test_keel_cost_prints_the_report_and_json(db: Path) -> None:
     assert "by tier" in shown.stdout and "caches: 1 hits saved $0.010000" in shown.stdout
     assert "on the large model alone at list price" in shown.stdout
     data = json.loads(CliRunner().invoke(app, ["cost", "--json", "--store", str(db)]).stdout)
-    assert data["runs"] == 3 and data["tiering_saving_pct"] > 0.5
+    assert data["runs"] == 3 and data["tiering_saving_pct"] > 0.3
     empty = CliRunner().invoke(app, ["cost", "--agent", "nobody", "--store", str(db)])
     assert empty.exit_code == 0 and "no runs" in empty.stdout

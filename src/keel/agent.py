@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -33,6 +34,8 @@ from keel.store import Store, open_store
 from keel.tools import Tool, ToolRegistry
 
 __all__ = ["Agent"]
+
+logger = logging.getLogger("keel")
 
 _DEFAULT_CACHE = CachePolicy()
 
@@ -163,6 +166,7 @@ class Agent:
         clone = copy.copy(self)
         clone._store_arg = store
         clone._store = None
+        clone._cache_backend = None  # the default cache lives in the store: the clone's is the new store's
         return clone
 
     async def run(self, task: str, *, session_id: str | None = None, user: str | None = None) -> RunResult:
@@ -243,7 +247,10 @@ class Agent:
         for model in (self.model, *self.fallback_models):
             await model.aclose()
         if self._cache_backend is not None:
-            await self._cache_backend.close()
+            try:
+                await self._cache_backend.close()
+            except Exception:  # a cache that cannot close (Redis gone) must not turn a finished run into an error
+                logger.warning("could not close the cache %s", self._cache_backend.name, exc_info=True)
 
     async def _then_close_model(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
         # The loop `run_sync` made ends with this call: connections opened on it must close on it, not be

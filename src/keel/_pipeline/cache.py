@@ -45,7 +45,7 @@ def _response_key(state: RunState, request: ModelRequest) -> str | None:
         return None
     if policy.responses == "deterministic" and not model.deterministic:
         return None
-    return cache_key("model", model.name, request)
+    return cache_key("model", type(model).__qualname__, model.name, request)
 
 
 async def cached_response(state: RunState, request: ModelRequest) -> CachedResponse | None:
@@ -77,7 +77,9 @@ def _tool_key(state: RunState, valid: ValidCall) -> str | None:
         return None
     if tool.side_effects and not tool.idempotent:
         return None
-    return cache_key("tool", tool.name, valid.args.model_dump(mode="json"))
+    # The agent and the tool's identity are in the key: another agent's tool of the same name is another tool.
+    function = f"{getattr(tool.function, '__module__', '')}.{getattr(tool.function, '__qualname__', '')}"
+    return cache_key("tool", state.spec.agent, tool.name, function, tool.parameters, valid.args.model_dump(mode="json"))
 
 
 async def cached_tool_result(state: RunState, valid: ValidCall) -> ToolOutcome | None:
@@ -90,6 +92,9 @@ async def cached_tool_result(state: RunState, valid: ValidCall) -> ToolOutcome |
     payload = {"key": key, "kind": "tool", "tool": valid.tool.name, "call_id": valid.call.id, "arguments": arguments,
                "result": raw, "saved_tokens": 0, "saved_cost_usd": valid.tool.cost_usd}  # fmt: skip
     await record(state, EventKind.CACHE_HIT, payload)
+    state.usage.tool_calls += 1
+    if not valid.tool.trusted and state.tainted_by is None:  # the taint rule (G5) holds for cached output too
+        state.tainted_by = f"output of {valid.tool.name}"
     return ToolOutcome(valid, "ok", raw, 0.0, "")
 
 
@@ -106,7 +111,7 @@ async def _get(state: RunState, key: str) -> str | None:
         return None
     try:
         return await backend.get(key)
-    except CacheError as exc:
+    except Exception as exc:  # a CacheError, or a custom backend's own: either way the run goes on uncached
         await _give_up(state, backend, exc)
         return None
 
@@ -117,14 +122,15 @@ async def _set(state: RunState, key: str, value: str, ttl_s: float | None) -> No
         return
     try:
         await backend.set(key, value, ttl_s=ttl_s)
-    except CacheError as exc:
+    except Exception as exc:  # a CacheError, or a custom backend's own: either way the run goes on uncached
         await _give_up(state, backend, exc)
 
 
-async def _give_up(state: RunState, backend: CacheBackend, exc: CacheError) -> None:
+async def _give_up(state: RunState, backend: CacheBackend, exc: Exception) -> None:
     """A cache that fails is not used again in this run: journaled once, never a failed run."""
     state.cache_down = True
-    payload = {"from": f"cache {backend.name}", "to": None, "reason": str(exc), "cache": True, "degraded": True}
+    reason = str(exc) if isinstance(exc, CacheError) else f"{type(exc).__name__}: {exc}"
+    payload = {"from": f"cache {backend.name}", "to": None, "reason": reason, "cache": True, "degraded": True}
     await record(state, EventKind.FALLBACK_USED, payload)
 
 

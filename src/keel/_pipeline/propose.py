@@ -190,7 +190,8 @@ async def _call(
         )
     latency_ms = (time.perf_counter() - started) * 1000
     recorded = await _record_response(state, response, reserved, latency_ms, held, attempt)
-    await remember_response(state, request, response)
+    if not final:  # a best-effort answer is never looked up
+        await remember_response(state, request, response)
     return recorded
 
 

@@ -2,8 +2,9 @@
 
 Read from the journal, like `usage_report`. The tiering saving compares each call of a tiered run with the same
 tokens at the large tier's list price (its run's ``run_started`` records the tiers and their prices): what the
-work would have cost on the single large model. Failed cheaper calls are part of the tiered cost, so escalations
-count against the saving. Cache savings are what the ``cache_hit`` events say the hits saved.
+work would have cost on the single large model. A cheaper call that fell short (a tier escalation follows it) is
+in the tiered cost but not in the baseline — the large model alone would not have made it — so escalations count
+against the saving. Turns answered from a cache are not calls; cache savings are what ``cache_hit`` events say.
 """
 
 from __future__ import annotations
@@ -79,29 +80,40 @@ async def cost_report(store: Store, *, since: float | None = None, agent: str | 
     for run in runs[:MAX_RUNS]:
         events = await store.events(run.run_id)
         large = _large_price(events[0]) if events else None
+        last_baseline = 0.0
         for event in events:
-            _count(report, run.agent, event, large)
+            if event.kind is EventKind.FALLBACK_USED and event.payload.get("tier"):
+                report.tiered_baseline_usd -= last_baseline  # the call that fell short: not in a large-only run
+                last_baseline = 0.0
+            elif (added := _count(report, run.agent, event, large)) is not None:
+                last_baseline = added  # the latest turn's share of the baseline
     return report
 
 
-def _count(report: CostReport, agent: str, event: Event, large: tuple[float, float] | None) -> None:
+def _count(report: CostReport, agent: str, event: Event, large: tuple[float, float] | None) -> float | None:
+    """Count one event; a model turn returns what it adds to the baseline (other events: None)."""
     p = event.payload
     if event.kind is EventKind.CACHE_HIT:
         report.cache_hits += 1
         report.cache_saved_usd += float(p.get("saved_cost_usd") or 0.0)
         report.cache_saved_tokens += int(p.get("saved_tokens") or 0)
-        return
+        return None
     paid_tool = event.kind is EventKind.TOOL_CALLED and event.cost_usd > 0
     if event.kind is not EventKind.MODEL_CALLED and not paid_tool:
-        return
+        return None
+    if p.get("cached"):
+        return 0.0  # a turn, but not a call: nothing in the baseline either
     for group, key in ((report.by_agent, agent), (report.by_phase, event.phase.value)):
         group.setdefault(key, Spend()).add(event)
     report.total.add(event)
     if paid_tool:
         report.by_model.setdefault(f"tool:{p.get('tool')}", Spend()).add(event)
-        return
+        return None
     report.by_model.setdefault(str(p.get("model")), Spend()).add(event)
     report.by_tier.setdefault(str(p.get("tier") or "untiered"), Spend()).add(event)
-    if large is not None and p.get("tier"):
-        report.tiered_cost_usd += event.cost_usd
-        report.tiered_baseline_usd += (event.tokens_in * large[0] + event.tokens_out * large[1]) / 1_000_000
+    if large is None or not p.get("tier"):
+        return 0.0
+    baseline = (event.tokens_in * large[0] + event.tokens_out * large[1]) / 1_000_000
+    report.tiered_cost_usd += event.cost_usd
+    report.tiered_baseline_usd += baseline
+    return baseline

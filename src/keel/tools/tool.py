@@ -116,6 +116,11 @@ def _make_tool(
         raise ToolDefinitionError(f"tool {tool_name!r} cannot be its own alternative")
     _check_cache_ttl(tool_name, cache_ttl, side_effects=side_effects, idempotent=idempotent)
     schema = function_schema(func, tool_name, description)
+    if cache_ttl is not None and schema.context_param is not None:
+        raise ToolDefinitionError(
+            f"tool {tool_name!r} reads its ToolContext (run, session, user): its results may differ per run, so it "
+            "cannot declare cache_ttl"
+        )
     return Tool(
         name=tool_name,
         description=schema.description,
