@@ -18,7 +18,8 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   first try), error, retryable, retry_after_s, interrupted (a call lost in a crash, charged at its worst case); and when
   the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged) or
   overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
-  a local model's repeated call refused); tier and tier_reason (a `ModelTiers` run: which tier, and why).
+  a local model's repeated call refused); tier and tier_reason (a `ModelTiers` run: which tier, and why); cached
+  and cache_key (answered from the cache: no tokens, no cost).
 - `tool_called`: one attempt of a tool call. call_id, tool (an alternative's name when one replaced the tool),
   arguments, outcome (ok | error | timeout | abandoned: a sync tool past its timeout that may still complete |
   unavailable: not run, the tool was given up on earlier | interrupted: started, then the process died), result,
@@ -41,11 +42,12 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   model: true (a fallback model, for the rest of the run), skipped (an alternative that could not take the
   arguments), degraded (to: null — the tool is given up on for the run) with feedback (what the model is told);
   tier and trigger (invalid_tool_call | invalid_answer | low_confidence: a cheaper tier fell short, the next
-  call goes to this tier).
+  call goes to this tier); cache: true (the cache backend failed: the run goes on without it).
 - `loop_detected`: the run returned to a state it had visited, or stopped learning. state_hash, step, kind
   (repeat | no_progress), period, action (nudge, with the feedback the model read | break | escalate), detail.
-- `cache_hit`: a cached result replaced a call. key, saved_tokens, saved_cost_usd; for a tool call also tool,
-  call_id, arguments and result (the tool-call log lists it as a cached call).
+- `cache_hit`: a cached result replaced a call. key, kind (model | tool), saved_tokens, saved_cost_usd; model (a
+  response: the turn's `model_called` follows, with cached) or tool, call_id, arguments and result (a tool result:
+  it stands for the call's `tool_called`; the tool-call log lists it as cached).
 - `checkpoint`: a resumable point was reached. After each step: step, state_hash, results (digests; the loop
   detector's input). Before a side-effecting tool runs: stage "tool_started", call_id, tool, attempt. Before a
   stopped run's best-effort answer: stage "stopping", reason (a resumed run keeps to the decided stop).
