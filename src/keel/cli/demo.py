@@ -1,12 +1,16 @@
-"""``keel demo``: the support-desk agent answering a customer about a late order, offline, with no API key.
+"""``keel demo``: the article's four weeks of production failures replayed and stopped, then a live agent.
 
-By default the agent runs on the embedded model (``local:default``: SmolLM2-135M-Instruct, bundled with the
-``local`` extra, on this CPU). ``--model`` runs it on any model Keel can name; ``--scripted`` on a fixed script
-(no model at all). Whatever the model, the tool calls, the budget, the journal and the accounting are real.
+First the replays (`keel.cli._demo_weeks`): a hallucinated tool retried forever, a 47-step plan for a 3-step task,
+$2,400 on one request, a person reviewing every action — each happens again with a scripted model, and Keel stops
+it. Then the support-desk agent answers a customer about a late order on the embedded model (``local:default``:
+SmolLM2-135M-Instruct, bundled with the ``local`` extra, on this CPU), with real tool calls. ``--model`` runs the
+live part on any model Keel can name; ``--scripted`` on a fixed script. The demo ends with what it all added up
+to and the commands to look deeper. Ctrl-C stops it cleanly: every run so far is journaled.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
@@ -30,7 +34,9 @@ from ._common import (
     store_flag,
     using_store,
 )
+from ._demo_weeks import Tally, replay_weeks
 from ._progress import observed_run, show_result
+from ._render import money
 
 __all__ = ["DEFAULT_DEMO_MODEL", "LOCAL_NOTE", "SCRIPTED_NOTE", "demo_command"]
 
@@ -81,11 +87,29 @@ def _choose_model(console: Console, model: str | None, scripted: bool, desk: Sup
 
 
 def demo_command(store: StoreOption = None, model: ModelOption = None, scripted: ScriptedOption = False) -> None:
-    """Run the support-desk demo: a real agent and real tool calls on a bundled dataset, on the embedded model."""
+    """Replay four production failures and watch Keel stop each, then run a live support-desk agent (no key)."""
     if scripted and model is not None:
         fail("--scripted and --model exclude each other: a script stands in for the model", EXIT_USAGE)
     console = out_console()
+    try:
+        _demo(console, store, model, scripted)
+    except KeyboardInterrupt:
+        console.print()
+        console.print(
+            Text(
+                "Interrupted. Every run so far is in the journal, the one cut short recorded as cancelled: "
+                "`keel runs` lists them. Run `keel demo` again to start over.",
+                style="yellow",
+            )
+        )
+        raise typer.Exit(130) from None
+
+
+def _demo(console: Console, store: str | None, model: str | None, scripted: bool) -> None:
     with keel_errors(), using_store(store) as opened:
+        session = f"demo-{uuid.uuid4().hex[:8]}"
+        tally = replay_weeks(console, opened, session)
+        console.print()
         desk = SupportDesk.load()
         chosen, note = _choose_model(console, model, scripted, desk)
         agent = build_agent(chosen, store=opened, desk=desk)
@@ -99,7 +123,23 @@ def demo_command(store: StoreOption = None, model: ModelOption = None, scripted:
         intro.append(opened.url + "\n")
         intro.append("task   ", style="bold")
         intro.append(DEMO_TASK)
-        console.print(Panel(intro, title="Keel demo · support desk", title_align="left", border_style="cyan"))
+        console.print(Panel(intro, title="Live · the support desk", title_align="left", border_style="cyan"))
         result = run_async(observed_run(agent, DEMO_TASK, session_id="demo", store=None, console=console))
+        tally.add(result)
+        _totals(console, tally)
         show_result(console, result, store=opened, store_flag=store_flag(opened, store))
     raise typer.Exit(exit_code(result.status))
+
+
+def _totals(console: Console, tally: Tally) -> None:
+    """What the demo added up to: runs, tokens, money, and what Keel stopped."""
+    runs = {r.run_id: r for r in tally.runs}
+    tokens = sum(r.usage.total_tokens for r in runs.values())
+    cost = sum(r.usage.cost_usd for r in runs.values())
+    stopped = tally.summary()
+    console.print()
+    console.print(Text.assemble(("In all: ", "bold"), f"{len(runs)} runs, {tokens:,} tokens, {money(cost)}."))
+    console.print(Text.assemble(("Stopped by Keel: ", "bold"), stopped, "."))
+    console.print(
+        Text.assemble(("Look deeper: ", "bold"), "keel runs · keel trace RUN_ID · keel cost · keel dashboard")
+    )
