@@ -38,3 +38,11 @@ def test_the_paying_less_example_runs_as_written(monkeypatch, capsys):
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Order 7 has shipped. ['openai:gpt-4o-mini', 'openai:gpt-4o', 'openai:gpt-4o-mini']"
+
+
+def test_the_observability_example_runs_as_written(monkeypatch, capsys):
+    monkeypatch.setenv("KEEL_STORE", "memory://")
+    code = re.search(r"The same journal, from code:\n\n```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["1 240 ['execution']", "[('get_order', 'ok')]"]
