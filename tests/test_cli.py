@@ -217,7 +217,7 @@ def test_trace_in_a_fresh_directory_is_a_usage_error_and_creates_nothing(fresh_d
     assert result.exit_code == 2
     assert " ".join(result.stderr.split()) == (
         f"error: no store at {DEFAULT_STORE_PATH} yet: run an agent first, or point KEEL_STORE/--store at an "
-        "existing store"
+        "existing store (help: docs/troubleshooting.md#storenotfounderror)"
     )
     assert result.stdout == ""
     assert list(fresh_dir.iterdir()) == []

@@ -29,6 +29,7 @@ into a journaled run outcome, so a caller only sees it when calling a `Model` di
 from __future__ import annotations
 
 __all__ = [
+    "TROUBLESHOOTING",
     "CacheError",
     "ConfigError",
     "ConflictError",
@@ -47,7 +48,11 @@ __all__ = [
     "ToolDefinitionError",
     "UnknownModelError",
     "UnknownRunError",
+    "help_page",
 ]
+
+TROUBLESHOOTING = "docs/troubleshooting.md"
+"""The page that explains each error, one section per class (the CLI and the dashboard point at it)."""
 
 
 class KeelError(Exception):
@@ -151,3 +156,11 @@ class ModelError(KeelError):
         self.status_code = status_code
         self.retry_after_s = retry_after_s
         self.tokens = tokens
+
+
+def help_page(error: BaseException) -> str:
+    """Where the troubleshooting page explains `error`: its class's section, ``docs/troubleshooting.md#storeerror``."""
+    for cls in type(error).__mro__:
+        if issubclass(cls, KeelError) and cls.__module__ == __name__:
+            return f"{TROUBLESHOOTING}#{cls.__name__.lower()}"
+    return TROUBLESHOOTING

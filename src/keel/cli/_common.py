@@ -20,6 +20,7 @@ from keel.errors import (
     StoreError,
     StoreNotFoundError,
     UnknownRunError,
+    help_page,
 )
 from keel.result import RunStatus
 from keel.store import DEFAULT_STORE_PATH, MemoryStore, Store, open_store
@@ -82,17 +83,21 @@ def fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def keel_errors() -> Iterator[None]:
-    """Turn Keel's exceptions into a message and an exit code instead of a traceback."""
+    """Turn Keel's exceptions into a message, the page that explains it, and an exit code instead of a traceback."""
     try:
         yield
     except (UnknownRunError, ReviewError, ResumeError) as exc:  # a run or review item named wrongly, or too early
-        fail(str(exc), EXIT_USAGE)
+        fail(_explained(exc), EXIT_USAGE)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(_explained(exc), EXIT_USAGE)
     except StoreNotFoundError as exc:  # a store that is not there was named wrongly
-        fail(str(exc), EXIT_USAGE)
+        fail(_explained(exc), EXIT_USAGE)
     except KeelError as exc:
-        fail(str(exc), EXIT_FAILURE)
+        fail(_explained(exc), EXIT_FAILURE)
+
+
+def _explained(exc: KeelError) -> str:
+    return f"{exc} (help: {help_page(exc)})"
 
 
 def exit_code(status: RunStatus) -> int:

@@ -21,7 +21,16 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from keel.errors import ConfigError, QueryError, ResumeError, ReviewError, StoreError, UnknownRunError
+from keel.errors import (
+    ConfigError,
+    KeelError,
+    QueryError,
+    ResumeError,
+    ReviewError,
+    StoreError,
+    UnknownRunError,
+    help_page,
+)
 from keel.observe.metrics import CONTENT_TYPE, metrics_text
 from keel.store.base import Store
 from keel.store.memory import MemoryStore
@@ -97,7 +106,10 @@ def _error(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
             message = "Something went wrong while building this page; the dashboard's log has the details."
         if request.url.path.startswith("/api/") or request.url.path == "/metrics":
             return JSONResponse({"error": message}, status_code=status)
-        return render(request, "error.html", status_code=status, page="", status=status, message=message)
+        help_at = help_page(exc) if isinstance(exc, KeelError) else None
+        return render(
+            request, "error.html", status_code=status, page="", status=status, message=message, help_at=help_at
+        )
 
     return handler
 
