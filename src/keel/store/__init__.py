@@ -18,8 +18,9 @@ DEFAULT_STORE_PATH = Path(".keel") / "keel.db"
 def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
     """Open the store named by `url`, else by ``KEEL_STORE``, else ``.keel/keel.db``.
 
-    Accepted forms: a file path, ``sqlite:///relative/or/absolute/path.db``, and ``memory://`` (in-process,
-    nothing kept). With ``create=False`` a store file that does not exist yet is not created: `StoreError` is
+    Accepted forms: a file path, ``sqlite:///relative/or/absolute/path.db``, ``postgresql://user@host/db`` (the
+    server-grade store, extra ``postgres``; tables in the ``keel`` schema), and ``memory://`` (in-process, nothing
+    kept). With ``create=False`` a store file that does not exist yet is not created: `StoreError` is
     raised instead (``memory://`` is unaffected). Commands that only read use that.
     """
     target = str(url) if url is not None else os.environ.get("KEEL_STORE") or str(DEFAULT_STORE_PATH)
@@ -34,9 +35,13 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True
         if not path:
             raise ConfigError(f"store URL {target!r} names no file")
         return SQLiteStore(path, create=create)
+    if target.startswith(("postgresql://", "postgres://")):
+        from keel.store.postgres import PostgresStore  # the postgres extra: imported only for a PostgreSQL URL
+
+        return PostgresStore(target, create=create)
     if "://" in target:
         scheme = target.split("://", 1)[0]
         raise ConfigError(
-            f"unsupported store URL scheme {scheme!r} in {target!r}; use a file path, sqlite:///path.db or memory://"
+            f"unsupported store URL scheme {scheme!r}; use a file path, sqlite:///path.db, postgresql://… or memory://"
         )
     return SQLiteStore(target, create=create)

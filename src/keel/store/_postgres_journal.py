@@ -55,12 +55,16 @@ def create_run(conn: Conn, s: str, run: RunRecord, first: Event) -> None:
 
 
 def finish_run(conn: Conn, s: str, run: RunRecord, last: Event) -> None:
-    """Append the last event and write the run's outcome in one transaction; `NoSuchRun` (all rolled back)."""
+    """Write the run's outcome and append the last event in one transaction; `NoSuchRun` (nothing written).
+
+    The row is updated first, so its lock is taken before the event's: a process resuming the run meanwhile
+    locks in the same order and waits, rather than deadlocking with this one.
+    """
     row = run_row(run)
     with conn.transaction():
-        conn.execute(_INSERT_EVENT.format(s=s), event_row(last))
         if conn.execute(_FINISH.format(s=s), (*row[5:6], *row[7:], run.run_id)).rowcount == 0:
             raise NoSuchRun(run.run_id)
+        conn.execute(_INSERT_EVENT.format(s=s), event_row(last))
         _postgres_rollups.upsert(conn, s, _postgres_rollups.rows([last]))
 
 

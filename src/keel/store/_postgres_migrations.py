@@ -5,10 +5,10 @@ for JSON (the very text SQLite keeps, so payloads round-trip exactly: key order,
 times and money, BIGINT for counts and nano-dollars. Everything lives in the store's own schema (``{s}`` below),
 named in every statement and function, so nothing depends on a session's ``search_path``.
 
-What PostgreSQL adds: ``changes``, a change counter in 16 shards that statement triggers bump in the transaction of
-every write (`data_version` sums it), and the applied migrations in ``schema_version``. Migrating happens in one
-transaction under an advisory lock: of several processes opening a new store at once, one migrates and the others
-wait for it, then find nothing to do. Later issues append to `MIGRATIONS`; never edit a released migration.
+What PostgreSQL adds: ``changes``, a change counter in 16 shards that triggers bump once in every transaction that
+writes (at its commit; `data_version` sums it), and the applied migrations in ``schema_version``. Migrating happens
+in one transaction under an advisory lock: of several processes opening a new store at once, one migrates and the
+others wait for it, then find nothing to do. Later issues append to `MIGRATIONS`; never edit a released migration.
 """
 
 from __future__ import annotations
@@ -26,9 +26,15 @@ CHANGE_SHARDS = 16
 
 
 def _counted(table: str) -> str:
-    """The trigger that counts every write to `table` in ``changes``."""
+    """The triggers that count every write to `table` in ``changes``.
+
+    Deferred to the commit, so that a transaction takes its shard's row lock last, when it waits for nothing else:
+    two writers can never deadlock over the counter, and the lock is held only while committing.
+    """
     return (
-        f"CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {{s}}.{table} "
+        f"CREATE CONSTRAINT TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {{s}}.{table} "
+        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {{s}}.count_change();"
+        f"CREATE TRIGGER {table}_truncated AFTER TRUNCATE ON {{s}}.{table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.count_change();"
     )
 
@@ -45,9 +51,13 @@ MIGRATIONS: tuple[str, ...] = (
     + """) AS g;
     CREATE FUNCTION {s}.count_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE {s}.changes SET n = n + 1 WHERE shard = pg_backend_pid() % """
+        -- Once per transaction (the setting is local to it), however many rows it writes.
+        IF current_setting('keel.changed', true) IS DISTINCT FROM TG_TABLE_SCHEMA THEN
+            PERFORM set_config('keel.changed', TG_TABLE_SCHEMA, true);
+            UPDATE {s}.changes SET n = n + 1 WHERE shard = pg_backend_pid() % """
     + str(CHANGE_SHARDS)
     + """;
+        END IF;
         RETURN NULL;
     END
     $$;

@@ -44,6 +44,7 @@ __all__ = [
     "redact",
     "scrub",
     "secrets_of",
+    "session_settings",
 ]
 
 Conn: TypeAlias = psycopg.Connection[TupleRow]
@@ -75,8 +76,9 @@ def quoted(schema: str) -> str:
 
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ``***``: in the user part of a URL, a ``password=`` query parameter, or a
-    ``password=`` of a ``key=value`` connection string.
+    """`url` with any password replaced by ``***``, fit for messages.
+
+    Found in the user part of a URL, in a ``password=`` query parameter, or in a ``key=value`` connection string.
     """
     if "://" not in url:
         return _PASSWORD_PARAM.sub(r"\1***", url)

@@ -9,8 +9,9 @@ statement, in key order, so two reservations sharing several keys cannot deadloc
 keys never wait for each other. That is why this store does not use SERIALIZABLE: no retries, no false
 conflicts between keys, and a bounded wait (``lock_timeout``).
 
-Settling and releasing need no lock: they replace or delete an entry's rows in one transaction, which readers
-see whole or not at all.
+Settling and releasing take the locks of the entry's keys too. Readers would not need them (an entry's rows change
+in one transaction, seen whole or not at all), but a purge deletes rows of the same entries: sharing the locks keeps
+the two from locking one entry's rows in opposite orders and deadlocking.
 """
 
 from __future__ import annotations
@@ -48,9 +49,8 @@ def reserve(
     conn: Conn, s: str, entry: SpendEntry, checks: Sequence[SpendCheck], purge_before: float | None
 ) -> SpendBlocked | None:
     """Lock the keys, check every ceiling with `entry` added, insert it when all hold; purge what no window counts."""
-    keys = sorted({lock_key("keel", "spend", s, key) for key in (*entry.keys, *(c.key for c in checks))})
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
+        _lock(conn, s, (*entry.keys, *(c.key for c in checks)))
         if purge_before is not None and entry.keys:
             conn.execute(
                 f"DELETE FROM {s}.spend WHERE key = ANY(%s) AND (ts <= %s OR expires_at <= %s)",
@@ -71,6 +71,7 @@ def reserve(
 def settle(conn: Conn, s: str, entry: SpendEntry) -> None:
     """Replace the reservation's rows by the settled `entry` (written even if the reservation was purged)."""
     with conn.transaction():
+        _lock(conn, s, entry.keys)
         conn.execute(
             f"DELETE FROM {s}.spend WHERE entry_id = %s AND NOT key = ANY(%s)", (entry.entry_id, list(entry.keys))
         )
@@ -79,7 +80,18 @@ def settle(conn: Conn, s: str, entry: SpendEntry) -> None:
 
 def release(conn: Conn, s: str, entry_id: str) -> None:
     """Delete a reservation's rows (none: nothing happens)."""
-    conn.execute(f"DELETE FROM {s}.spend WHERE entry_id = %s", (entry_id,))
+    with conn.transaction():
+        keys = [str(row[0]) for row in conn.execute(f"SELECT key FROM {s}.spend WHERE entry_id = %s", (entry_id,))]
+        if keys:
+            _lock(conn, s, keys)
+            conn.execute(f"DELETE FROM {s}.spend WHERE entry_id = %s", (entry_id,))
+
+
+def _lock(conn: Conn, s: str, keys: Sequence[str]) -> None:
+    """Take the advisory locks of ledger `keys` until the transaction ends: in one statement, in one global order."""
+    if keys:
+        locks = sorted({lock_key("keel", "spend", s, key) for key in keys})
+        conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", (locks,))
 
 
 def _insert(conn: Conn, s: str, entry: SpendEntry) -> None:
