@@ -224,7 +224,7 @@ def test_trace_in_a_fresh_directory_is_a_usage_error_and_creates_nothing(fresh_d
 
 
 def test_bad_store_url_is_a_usage_error() -> None:
-    result = keel("runs", "--store", "postgres://nowhere/keel")
+    result = keel("runs", "--store", "mongodb://nowhere/keel")
     assert result.exit_code == 2
     assert "unsupported store URL scheme" in result.stderr
     assert "Traceback" not in result.output

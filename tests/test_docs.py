@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
+import keel.errors
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _SKIP = re.compile(r"^\s*<!--\s*skip:\s*(?P<reason>.*?)\s*-->\s*$")
 
-NOT_MARKED_YET = {
-    # README.md is not this test's to edit: its MCP snippet awaits at module level and needs an MCP server.
-    'MCPServer.stdio("python", ["-m", "weather_server"])': "needs an MCP server (weather_server) and a model",
-}
+NOT_MARKED_YET: dict[str, str] = {}
 """Blocks known not to run on their own but not (yet) preceded by a skip comment: a distinctive line → reason."""
 
 
@@ -95,3 +94,18 @@ def test_example_runs_as_written(block: Block, tmp_path: Path, monkeypatch: pyte
     # Line numbers in a traceback point into the page: the code is padded to start where it stands there.
     source = "\n" * (block.line - 1) + block.code
     exec(compile(source, str(ROOT / block.page), "exec"), {"__name__": "__main__"})
+
+
+def test_every_error_class_has_its_troubleshooting_section() -> None:
+    """Every error of `keel.errors` has its section: messages point at ``docs/troubleshooting.md#<class>``."""
+    headings = {
+        line.removeprefix("## ").strip()
+        for line in (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("## ")
+    }
+    errors = {
+        name
+        for name, value in vars(keel.errors).items()
+        if isinstance(value, type) and issubclass(value, keel.errors.KeelError) and value.__module__ == "keel.errors"
+    }
+    assert errors - headings == set()

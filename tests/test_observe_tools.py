@@ -106,3 +106,14 @@ def test_keel_tools_shows_a_cache_hit_as_cached(db: Path) -> None:
     store.close()
     shown = CliRunner().invoke(app, ["tools", "--agent", "other", "--store", str(db)], env={"COLUMNS": "220"})
     assert "cached" in shown.stdout
+
+
+def test_keel_trace_never_shows_personal_data_in_clear(db: Path) -> None:
+    store = SQLiteStore(db)
+    run_id = asyncio.run(store.list_runs(agent="desk"))[0].run_id
+    store.close()
+    for extra in ([], ["--json"]):
+        shown = CliRunner().invoke(app, ["trace", run_id, *extra, "--store", str(db)], env={"COLUMNS": "220"})
+        assert shown.exit_code == 0, shown.output
+        assert "jane@example.com" not in shown.stdout and "4111 1111 1111 1111" not in shown.stdout
+        assert "[email]" in shown.stdout

@@ -23,7 +23,7 @@ from keel.result import RunResult, RunStatus
 from keel.store.base import RunRecord, Store
 from keel.store.memory import MemoryStore
 
-from ._render import STATUS_STYLES, event_summary, metrics, money, status_text
+from ._render import STATUS_STYLES, as_shown, event_summary, metrics, money, status_text
 
 __all__ = ["ObservingStore", "ProgressPrinter", "observed", "observed_run", "show_result"]
 
@@ -130,7 +130,8 @@ class ProgressPrinter:
         self.console = console
 
     def __call__(self, event: Event) -> None:
-        """Print `event` on one line."""
+        """Print `event` on one line (its payload redacted: a terminal is a log)."""
+        event = as_shown(event)
         label = _LABELS.get(event.kind, f"  {event.kind.value}")
         line = Text.assemble((f"{label:<9}", "bold"), event_summary(event))
         figures = metrics(event)

@@ -6,6 +6,7 @@ in a tool result cannot restyle or hide the output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -14,10 +15,12 @@ from typing import Any
 from rich.text import Text
 
 from keel.journal import Event, EventKind
+from keel.observe.tools import redacted_payload
 from keel.result import RunStatus
 
 __all__ = [
     "STATUS_STYLES",
+    "as_shown",
     "call_text",
     "event_details",
     "event_summary",
@@ -39,6 +42,14 @@ STATUS_STYLES: dict[str, str] = {
 """How each run status is colored."""
 
 _OUTCOME_STYLES = {"ok": "green", "error": "red", "timeout": "red"}
+
+
+def as_shown(event: Event) -> Event:
+    """`event` as people may see it: every string of its payload redacted (personal data, secrets), then cut.
+
+    Traces and progress lines are for eyes and terminals; the journal keeps what resume needs.
+    """
+    return dataclasses.replace(event, payload=redacted_payload(event.payload))
 
 
 def status_text(status: str) -> Text:
@@ -126,7 +137,9 @@ def _run_finished(p: Mapping[str, Any]) -> Text:
 
 def _run_started(p: Mapping[str, Any]) -> Text:
     if p.get("resumed"):
-        return Text(f"resumed from {p.get('from')} after review {', '.join(p.get('review_ids') or [])}")
+        if p.get("review_ids"):
+            return Text(f"resumed from {p.get('from')} after review {', '.join(p['review_ids'])}")
+        return Text(f"resumed after its process died (journal intact up to event #{p.get('interrupted_after', '?')})")
     tools = ", ".join(p.get("tools") or []) or "none"
     return Text(f"{p.get('agent')} on {p.get('model')} · tools: {tools} · task: {short(p.get('task') or '', 100)}")
 

@@ -33,11 +33,13 @@ def dashboard_command(
     with keel_errors():
         try:
             from keel.server import serve
+            from keel.server.app import check_bind
         except ImportError as exc:
             raise MissingDependencyError(
                 f"the dashboard needs the 'dashboard' extra ({exc.name} is missing): "
                 "pip install 'keel-agents[dashboard]'"
             ) from None
+        check_bind(host, token)  # before anything is printed or opened
         with existing_store(store) as used:
             shown = "[::1]" if host == "::1" else host
             console = out_console()

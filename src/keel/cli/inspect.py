@@ -14,13 +14,14 @@ from rich.text import Text
 from rich.tree import Tree
 
 from keel.errors import StoreNotFoundError
+from keel.guardrails.pii import redact_pii
 from keel.journal import Event
 from keel.recovery.owner import Interrupted, find_interrupted
 from keel.result import RunStatus
 from keel.store.base import RunRecord
 
 from ._common import StoreOption, keel_errors, out_console, run_async, using_store
-from ._render import event_details, event_summary, metrics, money, short, status_text, timestamp
+from ._render import as_shown, event_details, event_summary, metrics, money, short, status_text, timestamp
 
 __all__ = ["event_json", "runs_command", "trace_command"]
 
@@ -115,8 +116,8 @@ def _show_interrupted(console: Console, found: list[Interrupted]) -> None:
 
 
 def event_json(event: Event) -> dict[str, Any]:
-    """An event as a JSON object with stable keys (the `Event` fields, in order)."""
-    data = dataclasses.asdict(event)
+    """An event as a JSON object with stable keys (the `Event` fields, in order), its payload redacted."""
+    data = dataclasses.asdict(as_shown(event))
     data["kind"] = event.kind.value
     data["phase"] = event.phase.value
     return data
@@ -124,7 +125,7 @@ def event_json(event: Event) -> dict[str, Any]:
 
 def _header(run: RunRecord) -> Text:
     text = Text.assemble((run.run_id, "bold"), "  ", status_text(run.status), f"  {run.agent} on {run.model}", "\n")
-    text.append(f"task: {short(run.task, 300)}\n")
+    text.append(f"task: {short(redact_pii(run.task), 300)}\n")
     details = [f"started {timestamp(run.started_at)}"]
     if run.session_id:
         details.append(f"session {run.session_id}")
@@ -135,7 +136,7 @@ def _header(run: RunRecord) -> Text:
 
 def _tree(run: RunRecord, events: list[Event]) -> Tree:
     tree = Tree(_header(run), guide_style="dim")
-    for event in events:
+    for event in map(as_shown, events):
         label = Text.assemble(
             (f"#{event.seq} ", "dim"), (event.kind.value, "bold"), (f" [{event.phase.value}] ", "dim")
         )

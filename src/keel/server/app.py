@@ -41,7 +41,7 @@ from .pages import page_routes, render
 from .security import Guard, SecurityMiddleware, is_loopback
 from .state import AppState, app_state
 
-__all__ = ["create_app", "serve"]
+__all__ = ["check_bind", "create_app", "serve"]
 
 logger = logging.getLogger("keel.server")
 
@@ -149,15 +149,20 @@ async def _live(request: Request) -> Response:
     return StreamingResponse(changes(), media_type="text/event-stream", headers=headers)
 
 
-def serve(store: Store, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
-    """Serve the dashboard until interrupted; `ConfigError` when bound beyond loopback without a token."""
-    import uvicorn
-
+def check_bind(host: str, token: str | None) -> None:
+    """`ConfigError` when `host` is reachable from other machines and no token protects the dashboard."""
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"the dashboard binds to {host}, which other machines can reach: set KEEL_DASHBOARD_TOKEN to a secret "
             "(every request must then carry it), or bind to 127.0.0.1"
         )
+
+
+def serve(store: Store, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
+    """Serve the dashboard until interrupted; `ConfigError` when bound beyond loopback without a token."""
+    import uvicorn
+
+    check_bind(host, token)
     uvicorn.run(
         create_app(store, token=token),
         host=host,
