@@ -56,7 +56,15 @@ TROUBLESHOOTING = "docs/troubleshooting.md"
 
 
 class KeelError(Exception):
-    """Base class of every error Keel raises."""
+    """Base class of every error Keel raises.
+
+    Each carries a note naming the section of ``docs/troubleshooting.md`` that explains it (`help_page`): Python
+    shows it under the traceback, without changing the message itself.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.add_note(f"help: {help_page(self)}")
 
 
 class ConfigError(KeelError):
