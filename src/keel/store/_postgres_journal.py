@@ -18,6 +18,7 @@ from keel.journal import Event, EventKind
 from keel.result import RunStatus
 from keel.store import _postgres_rollups
 from keel.store._postgres_pool import Conn
+from keel.store._run_filter import run_filter
 from keel.store._sqlite_rows import EVENT_COLUMNS, RUN_COLUMNS, event_of, event_row, run_record, run_row
 from keel.store.base import RunRecord, moved_on, not_paused
 
@@ -112,21 +113,6 @@ def get_run(conn: Conn, s: str, run_id: str) -> RunRecord:
     return run_record(row)
 
 
-def _run_filter(
-    agent: str | None, session_id: str | None, status: RunStatus | None, since: float | None
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (("agent", agent), ("session_id", session_id), ("status", status)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(str(value))
-    if since is not None:
-        clauses.append("started_at >= %s")
-        params.append(float(since))
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
-
-
 def list_runs(
     conn: Conn,
     s: str,
@@ -139,7 +125,7 @@ def list_runs(
     since: float | None,
 ) -> list[RunRecord]:
     """Most recent runs first (ties by id, so pages never overlap), filtered, from the `offset`-th match."""
-    where, params = _run_filter(agent, session_id, status, since)
+    where, params = run_filter(agent, session_id, status, since, mark="%s")
     rows = conn.execute(
         f"SELECT {RUN_COLUMNS} FROM {s}.runs {where} ORDER BY started_at DESC, run_id DESC LIMIT %s OFFSET %s",
         (*params, limit, offset),
@@ -151,7 +137,7 @@ def count_runs(
     conn: Conn, s: str, *, agent: str | None, session_id: str | None, status: RunStatus | None, since: float | None
 ) -> int:
     """How many runs match the filters."""
-    where, params = _run_filter(agent, session_id, status, since)
+    where, params = run_filter(agent, session_id, status, since, mark="%s")
     row = conn.execute(f"SELECT COUNT(*) FROM {s}.runs {where}", params).fetchone()
     return int(row[0]) if row is not None else 0
 

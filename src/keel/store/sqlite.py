@@ -22,6 +22,7 @@ from keel.journal import Event, EventKind
 from keel.result import RunStatus
 from keel.store import _sqlite_reviews, _sqlite_rollups, _sqlite_spend
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
+from keel.store._run_filter import run_filter
 from keel.store._sqlite_rows import (
     EVENT_COLUMNS,
     INSERT_EVENT,
@@ -273,7 +274,7 @@ class SQLiteStore:
         offset: int = 0,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered, from the `offset`-th match."""
-        where, params = _run_filter(agent, session_id, status, since)
+        where, params = run_filter(agent, session_id, status, since, mark="?")
         rows = self._read(
             f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
@@ -289,8 +290,8 @@ class SQLiteStore:
         since: float | None = None,
     ) -> int:
         """How many runs `list_runs` would find with these filters and no limit."""
-        where, params = _run_filter(agent, session_id, status, since)
-        return int(self._read(f"SELECT COUNT(*) FROM runs {where}", params)[0][0])
+        where, params = run_filter(agent, session_id, status, since, mark="?")
+        return int(self._read(f"SELECT COUNT(*) FROM runs {where}", tuple(params))[0][0])
 
     async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """The journal of a run in order: the events after seq `after`, at most `limit` of them."""
@@ -404,18 +405,3 @@ class SQLiteStore:
         """Close the connection."""
         with self._lock:
             self._conn.close()
-
-
-def _run_filter(
-    agent: str | None, session_id: str | None, status: RunStatus | None, since: float | None
-) -> tuple[str, tuple[Any, ...]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (("agent", agent), ("session_id", session_id), ("status", status)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(str(value))
-    if since is not None:
-        clauses.append("started_at >= ?")
-        params.append(since)
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), tuple(params)
