@@ -102,3 +102,24 @@ def main(store: str, task: str = "Handle orders A-1 to A-3.") -> None:
     result = desk.with_store(store).run_sync(task)
     print(result.run_id, result.status.value, flush=True)
     _hang_if("exit")  # killed before SQLite folds its write-ahead log into the database file
+
+
+def resume_main(store: str, run_id: str, barrier: str = "", worker: str = "0") -> None:
+    """Resume the run in this process (the test may kill it too); print its status, or the refusal it met.
+
+    With `barrier`, first touch ``barrier/ready-<worker>`` and wait for ``barrier/go`` (tests/_processes.py), so
+    several resumers contend from their first operation.
+    """
+    from keel.errors import ResumeError
+
+    if barrier:
+        gate = Path(barrier)
+        (gate / f"ready-{worker}").touch()
+        while not (gate / "go").exists():  # bounded by the test, which kills the workers it waits for
+            time.sleep(0.002)
+    try:
+        result = desk.with_store(store).resume_sync(run_id)
+    except ResumeError as exc:
+        print("refused", str(exc).replace("\n", " "), flush=True)
+        return
+    print(result.run_id, result.status.value, flush=True)

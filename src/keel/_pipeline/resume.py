@@ -23,6 +23,7 @@ from keel._pipeline.state import Finish, RunSpec, RunState
 from keel.errors import ResumeError, ReviewError
 from keel.journal import Event, EventKind, Phase
 from keel.models.base import ToolCall, UserMessage
+from keel.recovery.owner import ProcessOwner
 from keel.result import RunResult, RunStatus
 from keel.store.base import ReviewItem, RunRecord
 
@@ -46,7 +47,14 @@ async def resume_pipeline(spec: RunSpec, *, force: bool = False) -> RunResult:
     first = next_event(
         state,
         EventKind.RUN_STARTED,
-        {"resumed": True, "from": RunStatus.ESCALATED.value, "review_ids": [r.id for r in reviews]},
+        {
+            "resumed": True,
+            "from": RunStatus.ESCALATED.value,
+            "review_ids": [r.id for r in reviews],
+            # Recorded with the claim, before anything runs: should this process die, the run is recognised as
+            # interrupted (its owner is gone) like a first run's, not "marked running by an unknown process".
+            "owner": ProcessOwner.current().as_payload(),
+        },
     )
     state.row = await store.resume_run(spec.run_id, first, paused=RunStatus.ESCALATED)
     committed(state, first)
