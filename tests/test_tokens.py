@@ -133,3 +133,34 @@ def test_output_schema_is_counted() -> None:
     untyped = ModelRequest(SYSTEM, TURN_1.messages)
     difference = count_request_tokens(typed, "o200k_base") - count_request_tokens(untyped, "o200k_base")
     assert difference == exact(json.dumps(schema, sort_keys=True))
+
+
+WORDS = ("refund", "order", "shipped", "東京", "🚚", "#1234", "delivery", "¿unused?", "\n")
+
+
+def prose(chars: int) -> str:
+    """Varied text of about `chars` characters (words from TEXT's alphabets, spaces and newlines)."""
+    words = [WORDS[(i * 7 + i // 5) % len(WORDS)] for i in range(chars // 5)]
+    return " ".join(words)[:chars]
+
+
+@pytest.mark.parametrize("encoding", ["o200k_base", "cl100k_base"])
+def test_a_long_text_is_counted_in_pieces_never_under_the_exact_count(encoding: str) -> None:
+    text = prose(900_000)  # the tokenizer's limits (1 M characters, 200 k tokens) bar it whole: counted in pieces
+    pieces = -(-len(text) // 50_000)
+    assert exact(text[:400_000], encoding) <= count_text_tokens(text[:400_000], encoding)
+    assert count_text_tokens(text[:400_000], encoding) <= exact(text[:400_000], encoding) + 2 * pieces
+
+
+@pytest.mark.parametrize("text", ["word " * 2_000_000, "a" * 10_000_000, "ab" * 600_000, "é" * 1_000_000])
+def test_a_text_of_any_size_is_counted_as_an_upper_bound(text: str) -> None:
+    # A repeated pattern: its exact count grows with its length, so a prefix's count, scaled, is a fair floor.
+    for encoding in ("o200k_base", "cl100k_base"):
+        floor = exact(text[:100_000], encoding) * len(text) / 100_000
+        assert count_text_tokens(text, encoding) >= 0.99 * floor
+        assert count_text_tokens(text, None) >= 0.99 * floor
+
+
+def test_a_request_with_a_ten_megabyte_message_is_counted() -> None:
+    request = ModelRequest(SYSTEM, (UserMessage("word " * 2_000_000),))
+    assert count_request_tokens(request, "o200k_base") >= 2_000_000

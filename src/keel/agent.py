@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from keel._pipeline import RunSpec, resume_pipeline, run_pipeline
+from keel._pipeline.clean import clean_text
 from keel.budget import Budget
 from keel.cost.cache import CacheBackend, CachePolicy, cache_backend
 from keel.cost.limits import SpendLimit, applicable_limits
@@ -179,8 +180,13 @@ class Agent:
         """
         if not isinstance(task, str):
             raise ConfigError(f"task must be a string, got {type(task).__name__}")
+        for name, value in (("session_id", session_id), ("user", user)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string or None, got {type(value).__name__}")
         run_id = f"run-{uuid.uuid4().hex[:16]}"
-        return await run_pipeline(self._spec(run_id, task, session_id, user))
+        # NULs and lone surrogates cannot be stored or sent (see `keel._pipeline.clean`): replaced on the way in.
+        session_id, user = (clean_text(v) if v is not None else None for v in (session_id, user))
+        return await run_pipeline(self._spec(run_id, clean_text(task), session_id, user))
 
     async def resume(self, run_id: str, *, force: bool = False) -> RunResult:
         """Continue a run that paused for a person (ESCALATED) or whose process died (still marked running).

@@ -8,9 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic_core import to_json
+
 from keel._pipeline.cache import cached_tool_result, remember_tool_result
 from keel._pipeline.escalate import HeldCall, denial_feedback, hold_failed_calls, hold_tool_calls
-from keel._pipeline.execute import ToolOutcome
+from keel._pipeline.execute import ToolOutcome, fit_result
 from keel._pipeline.guard import screen_tool_output
 from keel._pipeline.loop import check_step
 from keel._pipeline.record import record
@@ -28,10 +30,13 @@ __all__ = ["act", "call_summary"]
 
 
 def _arguments(raw: str) -> Any:
+    """The arguments for the journal: parsed when they are storable JSON, else the text the model sent."""
     try:
-        return json.loads(raw)
-    except ValueError:
-        return raw  # journal what the model sent, even when it is not JSON
+        parsed = json.loads(raw)
+        to_json(parsed)  # a lone surrogate escape parses, yet cannot be stored
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes (rejected anyway)
+        return raw
+    return parsed
 
 
 async def _reject(state: RunState, rejected: Rejected) -> ToolResultMessage:
@@ -120,7 +125,7 @@ def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
         state.done.append(f"{summary} -> ok")
     else:
         state.not_done.append(f"{summary} -> {result.outcome}: {result.content}")
-    return ToolResultMessage(call.id, call.name, result.shown or result.content, is_error=not result.ok)
+    return ToolResultMessage(call.id, call.name, fit_result(result.shown or result.content), is_error=not result.ok)
 
 
 def call_summary(call: ToolCall, limit: int = 80) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel._pipeline.execute import ToolOutcome
+from keel._pipeline.failure import describe
 from keel._pipeline.record import record
 from keel._pipeline.state import RunState
 from keel._pipeline.validate import ValidCall
@@ -129,7 +130,7 @@ async def _set(state: RunState, key: str, value: str, ttl_s: float | None) -> No
 async def _give_up(state: RunState, backend: CacheBackend, exc: Exception) -> None:
     """A cache that fails is not used again in this run: journaled once, never a failed run."""
     state.cache_down = True
-    reason = str(exc) if isinstance(exc, CacheError) else f"{type(exc).__name__}: {exc}"
+    reason = str(exc) if isinstance(exc, CacheError) else describe(exc)
     payload = {"from": f"cache {backend.name}", "to": None, "reason": reason, "cache": True, "degraded": True}
     await record(state, EventKind.FALLBACK_USED, payload)
 

@@ -25,11 +25,16 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
+from keel._pipeline.clean import clean_text, clean_value
+from keel._pipeline.failure import describe, stops_the_program
 from keel._pipeline.state import CallOrdinals, RunState
 from keel._pipeline.validate import ValidCall
 from keel.tools.context import ToolContext
 
-__all__ = ["ToolOutcome", "call_signature", "execute_call", "idempotency_key"]
+__all__ = ["MAX_RESULT_CHARS", "ToolOutcome", "call_signature", "execute_call", "fit_result", "idempotency_key"]
+
+MAX_RESULT_CHARS = 100_000
+"""The most of one tool result (or error) the model is shown, about 25,000 tokens; the journal keeps all of it."""
 
 Outcome = Literal["ok", "error", "timeout", "abandoned", "unavailable", "interrupted"]
 
@@ -65,14 +70,34 @@ class ToolOutcome:
         return self.outcome == "ok"
 
 
+def fit_result(content: str) -> str:
+    """`content` as the model is shown it: whole, or its head and tail around a marker saying what was cut.
+
+    A pure function of the text, so a resumed run rebuilds the conversation the model saw from the journal.
+    """
+    if len(content) <= MAX_RESULT_CHARS:
+        return content
+    head, tail = MAX_RESULT_CHARS * 3 // 4, MAX_RESULT_CHARS // 4
+    cut = len(content) - head - tail
+    marker = (
+        f"\n[… {cut:,} characters cut here: this result has {len(content):,} characters, more than the "
+        f"{MAX_RESULT_CHARS:,} a tool result may put in the conversation; ask for a narrower result if you need "
+        "the middle …]\n"
+    )
+    return content[:head] + marker + content[-tail:]
+
+
 def _serialize(value: Any) -> str:
+    """The result as text: a string as it is, anything else as JSON; NULs and lone surrogates replaced (`clean`)."""
     if isinstance(value, str):
-        # A lone surrogate (a decoding bug in the tool) cannot be stored or sent as UTF-8: replace it here, so
-        # the journal and the model get the rest of the text instead of the run failing on the write.
-        return value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    return to_json(value).decode()
+        return clean_text(value)
+    try:
+        text = value.model_dump_json() if isinstance(value, BaseModel) else to_json(value).decode()
+    except PydanticSerializationError:
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        text = to_json(clean_value(value)).decode()  # a lone surrogate in a string of it; raises if still not JSON
+    return clean_text(text)
 
 
 async def _invoke(valid: ValidCall, context: ToolContext) -> Any:
@@ -83,6 +108,18 @@ async def _invoke(valid: ValidCall, context: ToolContext) -> Any:
     if tool.is_async:
         return await tool.function(**kwargs)
     return await _in_daemon_thread(functools.partial(contextvars.copy_context().run, tool.function, **kwargs))
+
+
+_UNAWAITABLE = (StopIteration, StopAsyncIteration, GeneratorExit)
+"""Exceptions a future cannot carry into a coroutine as they are (they mean something to generators)."""
+
+
+class _Carried(Exception):
+    """A sync tool's `_UNAWAITABLE` exception on its way to the coroutine awaiting it."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
 
 
 def _in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
@@ -98,7 +135,8 @@ def _in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
         try:
             value = call()
         except BaseException as exc:  # handed to the awaiting coroutine, which decides
-            report: Callable[[], None] = functools.partial(future.set_exception, exc)
+            carried = _Carried(exc) if isinstance(exc, _UNAWAITABLE) else exc
+            report: Callable[[], None] = functools.partial(future.set_exception, carried)
         else:
             report = functools.partial(future.set_result, value)
         try:
@@ -145,38 +183,39 @@ async def execute_call(state: RunState, valid: ValidCall, *, attempt: int = 1) -
         attempt=attempt,
         store=spec.store,
     )
-    outcome: Outcome = "ok"
-    error: BaseException | None = None
-    deadline = asyncio.timeout(timeout)
-    try:
-        async with deadline:
-            value = await _invoke(valid, context)
-        content = _serialize(value)
-    except TimeoutError as exc:
-        error = exc
-        if not deadline.expired():  # the tool's own timeout (a socket, its own wait_for): an ordinary failure
-            outcome, content = "error", f"Tool {tool.name!r} failed: TimeoutError: {exc}"
-        elif tool.is_async:
-            outcome, content = "timeout", f"Tool {tool.name!r} timed out after {timeout:.3g}s."
-        else:
-            outcome = "abandoned"
-            content = (
-                f"Tool {tool.name!r} timed out after {timeout:.3g}s; it may still complete in the background, "
-                "so check its effect before repeating it."
-            )
-    except PydanticSerializationError as exc:
-        outcome, error = "error", exc
-        content = f"Tool {tool.name!r} returned a value that cannot be serialized to JSON: {exc}"
-    except asyncio.CancelledError as exc:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # the run itself is being cancelled
-        outcome, error = "error", exc
-        content = f"Tool {tool.name!r} failed: it was cancelled from inside ({exc!r})"
-    except (Exception, SystemExit) as exc:  # a tool's bug, or its sys.exit(), must not end the caller's program
-        outcome, error = "error", exc
-        content = f"Tool {tool.name!r} failed: {type(exc).__name__}: {exc}"
+    outcome, content, error = await _outcome(valid, context, timeout)
+    content = clean_text(content)  # an error message may carry what the result would have
     if outcome != "ok":
         ordinals.release(ordinal)
     latency_ms = (time.perf_counter() - started) * 1000
     return ToolOutcome(valid, outcome, content, latency_ms, key, ordinal, error=error, spent_usd=tool.cost_usd)
+
+
+async def _outcome(valid: ValidCall, context: ToolContext, limit_s: float) -> tuple[Outcome, str, BaseException | None]:
+    """Invoke the tool within `limit_s` seconds: its result as text, or what went wrong as the model will read it."""
+    name = valid.tool.name
+    deadline = asyncio.timeout(limit_s)
+    try:
+        async with deadline:
+            value = await _invoke(valid, context)
+    except TimeoutError as exc:
+        if not deadline.expired():  # the tool's own timeout (a socket, its own wait_for): an ordinary failure
+            return "error", f"Tool {name!r} failed: {describe(exc)}", exc
+        if valid.tool.is_async:
+            return "timeout", f"Tool {name!r} timed out after {limit_s:.3g}s.", exc
+        content = (
+            f"Tool {name!r} timed out after {limit_s:.3g}s; it may still complete in the background, "
+            "so check its effect before repeating it."
+        )
+        return "abandoned", content, exc
+    except BaseException as raised:  # a tool's bug, its sys.exit(), even a GeneratorExit: a failure of the call
+        failure = raised.original if isinstance(raised, _Carried) else raised
+        if stops_the_program(failure):
+            raise  # Ctrl-C, or the run itself being cancelled
+        if isinstance(failure, asyncio.CancelledError):
+            return "error", f"Tool {name!r} failed: it was cancelled from inside ({describe(failure)})", failure
+        return "error", f"Tool {name!r} failed: {describe(failure)}", failure
+    try:
+        return "ok", _serialize(value), None
+    except Exception as exc:  # a circular, too deep or unknown value, or a str/repr that raises
+        return "error", f"Tool {name!r} returned a value that cannot be serialized to JSON: {describe(exc)}", exc

@@ -26,7 +26,7 @@ __all__ = ["check_step", "nudge_message", "step_state"]
 def _canonical(arguments: str) -> str:
     try:
         return json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: invalid, rejected by `validate`
         return arguments  # broken JSON is compared as sent
 
 

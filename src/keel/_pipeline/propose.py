@@ -10,12 +10,14 @@ from typing import Any
 
 from keel._pipeline.authorize import Allowed, authorize_model_call
 from keel._pipeline.cache import cached_response, remember_response
+from keel._pipeline.clean import clean_response, clean_text
 from keel._pipeline.escalate import hold_spend_past
+from keel._pipeline.failure import describe, malformed, stops_the_program
 from keel._pipeline.record import record
 from keel._pipeline.spend import DEFAULT_CALL_S, Hold, hold_spend
 from keel._pipeline.state import Finish, RunState
 from keel._pipeline.tiers import current_tier, tier_fields
-from keel.errors import ModelError
+from keel.errors import KeelError, ModelError
 from keel.journal import EventKind, Phase
 from keel.models.base import AssistantMessage, Message, ModelRequest, ModelResponse, RequestUsage, ToolSpec
 from keel.recovery.retry import NO_RETRY, attempts
@@ -184,11 +186,22 @@ async def _call(
         return await _failed_call(state, error, failed, retryable=True)
     except ModelError as exc:
         failed = Failure(reserved, (time.perf_counter() - started) * 1000, held, attempt)
-        error = f"model call failed: {exc}"
+        error = clean_text(f"model call failed: {exc}")
         return await _failed_call(
             state, error, failed, consumed=exc.tokens, retryable=exc.retryable, retry_after_s=exc.retry_after_s
         )
+    except KeelError:
+        raise  # configuration (model requests disabled, credentials missing): for the developer, not a status
+    except BaseException as exc:  # a bug in a model adapter is a failed call: the fallback models take over
+        if stops_the_program(exc):
+            raise
+        failed = Failure(reserved, (time.perf_counter() - started) * 1000, held, attempt, worst_case=True)
+        return await _failed_call(state, clean_text(f"model adapter failed: {describe(exc)}"), failed)
     latency_ms = (time.perf_counter() - started) * 1000
+    if (problem := malformed(response)) is not None:
+        failed = Failure(reserved, latency_ms, held, attempt, worst_case=True)
+        return await _failed_call(state, f"model adapter returned {problem}", failed)
+    response = clean_response(response)
     recorded = await _record_response(state, response, reserved, latency_ms, held, attempt)
     if not final:  # a best-effort answer is never looked up
         await remember_response(state, request, response)
@@ -231,6 +244,10 @@ def _worst_usd(state: RunState, reserved: RequestUsage) -> float:
 def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[RequestUsage, dict[str, Any]]:
     """The usage to account, and notes for the journal when it differs from what the provider said."""
     usage = response.usage
+    if (doubt := _implausible(usage)) is not None:
+        # Negative, fractional or absurd figures: charging them could credit money back or overflow the ledger.
+        # The reservation is what the call was allowed to cost: charge that, and say what was reported.
+        return reserved, {"usage_estimated": True, "usage_distrusted": doubt}
     if usage.total_tokens == 0:
         # No usage reported (some OpenAI-compatible servers omit it): charge the worst case we reserved,
         # so the budget still goes down and is never crossed unseen.
@@ -239,6 +256,23 @@ def _charged_usage(response: ModelResponse, reserved: RequestUsage) -> tuple[Req
     if usage.input_tokens > reserved.input_tokens or usage.output_tokens > reserved.output_tokens:
         notes["overrun"] = {"reserved": [reserved.input_tokens, reserved.output_tokens]}
     return usage, notes
+
+
+MAX_REPORTED_TOKENS = 100_000_000
+"""More tokens than any model's context and output in one call: a report beyond it is not believed."""
+
+
+def _implausible(usage: Any) -> str | None:
+    """Why the usage a provider reported cannot be charged as is, or None when it can."""
+    if not isinstance(usage, RequestUsage):
+        return f"usage of type {type(usage).__name__}, not RequestUsage"
+    for name in ("input_tokens", "output_tokens"):
+        value = getattr(usage, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name}={value!r:.40}: not a whole number"
+        if not 0 <= value <= MAX_REPORTED_TOKENS:
+            return f"{name}={value}: outside 0..{MAX_REPORTED_TOKENS:,}"
+    return None
 
 
 async def _record_response(

@@ -8,13 +8,14 @@ ordinals the live run had. This is why every message the pipeline sends the mode
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from keel._pipeline.act import call_summary
-from keel._pipeline.execute import call_signature
+from keel._pipeline.execute import call_signature, fit_result
 from keel._pipeline.recover import degrade_message
 from keel._pipeline.state import CallOrdinals, RunSpec, RunState
 from keel._pipeline.tiers import replay_escalation, replay_kept, step_went_right
@@ -52,10 +53,16 @@ class _Turn:
                     state.done.append(line)
                     state.tool_results.append(result)
         if self.results:
-            state.messages.extend(self.results[i] for i in order if i in self.results)
+            state.messages.extend(_fitted(self.results[i]) for i in order if i in self.results)
             failed = any(result.is_error for result in self.results.values())
             state.phase = Phase.RECOVERY if failed else Phase.EXECUTION
         self.calls, self.results, self.lines = {}, {}, {}
+
+
+def _fitted(message: ToolResultMessage) -> ToolResultMessage:
+    """The result as the model was shown it (`act` cuts an oversized one the same way)."""
+    shown = fit_result(message.content)
+    return message if shown is message.content else dataclasses.replace(message, content=shown)
 
 
 def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:

@@ -12,6 +12,7 @@ from typing import assert_never
 
 from keel._pipeline.act import act
 from keel._pipeline.conclude import conclude
+from keel._pipeline.failure import describe
 from keel._pipeline.finish import finish, start
 from keel._pipeline.guard import screen_task
 from keel._pipeline.propose import propose
@@ -46,14 +47,16 @@ async def drive_to_end(state: RunState, first: Callable[[], Awaitable[Finish | N
         if salvageable(state, end):
             end = await best_effort(state, end)
     except BaseException as exc:
-        # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync), or a programming error (a bug in a
-        # custom Model, model requests disabled in tests): the journal still says how the run ended, then the
-        # exception goes on to the caller.
-        reason = (
-            "cancelled before it finished"
-            if isinstance(exc, asyncio.CancelledError)
-            else f"{type(exc).__name__}: {exc}"
-        )
+        # Cancelled from outside (asyncio.wait_for, Ctrl-C in run_sync), a configuration error (model requests
+        # disabled in tests, missing credentials) or the store failing: the journal still says how the run ended
+        # (when the store can take it), then the exception goes on to the caller. A model's or a tool's own
+        # failures never get here: they are failed calls (see `failure`).
+        if isinstance(exc, asyncio.CancelledError):
+            reason = "cancelled before it finished"
+        elif isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted (KeyboardInterrupt) before it finished"
+        else:
+            reason = describe(exc)
         await asyncio.shield(finish(state, Finish(RunStatus.FAILED, reason)))
         raise
     return await finish(state, end)

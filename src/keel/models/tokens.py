@@ -6,6 +6,11 @@ tokenizer is not available offline (Anthropic, local OpenAI-compatible servers) 
 cl100k count times `UNKNOWN_TOKENIZER_FACTOR`, a margin above the ratios observed between cl100k and those
 tokenizers, so the estimate errs high. The per-message and per-request overheads cover the chat template's
 role markers and the tool-schema wrapper.
+
+Any size can be counted: the tokenizer refuses a text of a million characters or more, so a long text is counted
+in pieces cut at whitespace (pieces small enough that none can reach the tokenizer's own limits), plus one token
+per cut as a margin; past `EXACT_COUNT_MAX_CHARS` a text is not tokenized at all but bounded by its UTF-8 length,
+since a byte-level BPE token is never shorter than one byte.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     from keel.models.base import ModelRequest
 
 __all__ = [
+    "EXACT_COUNT_MAX_CHARS",
     "PER_MESSAGE_OVERHEAD",
     "PER_REQUEST_OVERHEAD",
     "UNKNOWN_TOKENIZER_FACTOR",
@@ -34,6 +40,12 @@ PER_REQUEST_OVERHEAD = 16
 """Tokens added per request for the reply primer and the tools wrapper."""
 UNKNOWN_TOKENIZER_FACTOR = 1.4
 """Multiplier over the cl100k count when the model's own tokenizer is not available offline."""
+EXACT_COUNT_MAX_CHARS = 4_000_000
+"""Longer texts are bounded by their UTF-8 length instead of tokenized (about 0.4 s per 4 M characters)."""
+_PIECE_CHARS = 50_000
+"""At most 200,000 UTF-8 bytes, hence tokens: within bpe-openai's 1 M character and 200 k token limits."""
+_CACHED_MAX_CHARS = 100_000
+"""Only shorter texts go in the 4,096-entry count cache (which keeps each text alive while cached)."""
 
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4", "chatgpt-4o", "gpt-oss")
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
@@ -66,14 +78,47 @@ def encoding_for_model(model_name: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
 def count_text_tokens(text: str, encoding: str | None = None) -> int:
-    """Tokens in `text`: exact for a known `encoding`, else a conservative over-estimate."""
+    """Tokens in `text`: exact for a known `encoding`, else a conservative over-estimate; never fails on size."""
     if not text:
         return 0
-    if encoding is not None:
-        return len(_encoding(encoding).encode_ordinary(text))
-    return math.ceil(len(_encoding("cl100k_base").encode_ordinary(text)) * UNKNOWN_TOKENIZER_FACTOR)
+    if len(text) <= _CACHED_MAX_CHARS:
+        return _count_short(text, encoding)
+    if len(text) > EXACT_COUNT_MAX_CHARS:
+        return len(text.encode("utf-8", "surrogatepass"))  # an upper bound for any byte-level BPE
+    return _count_long(text, encoding)
+
+
+@lru_cache(maxsize=4096)
+def _count_short(text: str, encoding: str | None) -> int:
+    return _scaled(len(_encoding(encoding or "cl100k_base").encode_ordinary(text)), encoding)
+
+
+@lru_cache(maxsize=8)
+def _count_long(text: str, encoding: str | None) -> int:
+    """A long text counted piece by piece, one token added per cut (a cut may split what one token would cover)."""
+    enc = _encoding(encoding or "cl100k_base")
+    pieces = _pieces(text)
+    return _scaled(sum(len(enc.encode_ordinary(piece)) for piece in pieces) + len(pieces) - 1, encoding)
+
+
+def _scaled(tokens: int, encoding: str | None) -> int:
+    return tokens if encoding is not None else math.ceil(tokens * UNKNOWN_TOKENIZER_FACTOR)
+
+
+def _pieces(text: str) -> list[str]:
+    """`text` in pieces of at most `_PIECE_CHARS`, each cut before a whitespace where there is one near the end."""
+    pieces = []
+    start = 0
+    while len(text) - start > _PIECE_CHARS:  # bounded: every pass moves `start` forward
+        end = start + _PIECE_CHARS
+        space = max(text.rfind(" ", end - 1000, end), text.rfind("\n", end - 1000, end))
+        if space > start:
+            end = space
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces
 
 
 def _message_text(message: Any) -> str:
