@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -373,3 +375,73 @@ def test_a_model_error_message_with_a_lone_surrogate_is_journaled() -> None:
     bad = ModelError(f"upstream said {NASTY}", retryable=False)
     result = agent(ScriptedModel([fail(bad)])).run_sync("go")
     assert result.status is RunStatus.FAILED and CLEAN in result.report.reason
+
+
+# --- a store that cannot be used ---------------------------------------------------------------------------
+
+
+def made_store(tmp_path: Path) -> Path:
+    path = tmp_path / "keel.db"
+    store = SQLiteStore(path)
+    try:
+        agent(ScriptedModel([reply("ok")]), store=store).run_sync("a first run")
+    finally:
+        store.close()
+    return path
+
+
+def newer_schema(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 999")
+    db.close()
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(b"not a database " * 200)
+
+
+def scrambled(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[100:] = bytes((i * 131 + 7) % 256 for i in range(len(data) - 100))  # every page after the header
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error"),
+    [
+        (newer_schema, "StoreVersionError: the store at .* has schema version 999, newer than this Keel understands"),
+        (garbage, "StoreError: cannot open the store at .*: file is not a database"),
+        (scrambled, "StoreError: cannot open the store at .*: database disk image is malformed"),
+    ],
+    ids=["newer-schema", "not-a-database", "corrupt"],
+)
+def test_a_store_keel_cannot_use_is_a_clear_error_and_the_file_is_left_as_it_was(
+    tmp_path: Path, spoil, error: str
+) -> None:
+    path = made_store(tmp_path)
+    spoil(path)
+    before = path.read_bytes()
+    with pytest.raises(Exception) as raised:
+        agent(ScriptedModel([reply("ok")]), store=str(path)).run_sync("go")
+    assert raised.match(error.split(": ", 1)[1]) and type(raised.value).__name__ == error.split(":")[0]
+    assert path.read_bytes() == before, "nothing was written into a store Keel cannot use"
+
+
+def test_a_read_only_store_is_a_clear_error_before_the_run_starts(tmp_path: Path) -> None:
+    path = made_store(tmp_path)
+    if os.geteuid() == 0:  # root writes through file modes; an immutable file is read-only even for root
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a file read-only here")
+    else:
+        path.chmod(0o444)
+    try:
+        with pytest.raises(Exception, match="cannot write to the store at .*readonly database"):
+            agent(ScriptedModel([reply("ok")]), store=str(path)).run_sync("go")
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    store = SQLiteStore(path)
+    try:
+        assert [run.task for run in asyncio.run(store.list_runs())] == ["a first run"], "the earlier run is intact"
+    finally:
+        store.close()

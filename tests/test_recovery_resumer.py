@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _crash_harness import Chaos, Tally, trial
 from _processes import start_together
 from crash_agents import desk
 from keel import EventKind, ReviewQueue, RunStatus
@@ -140,3 +141,14 @@ def test_concurrent_resumes_of_one_run_resume_it_once(tmp_path: Path, paused_by:
     after = Counter((e["tool"], e["order"]) for e in effects(log)) - before
     assert after[("pay", "A-3")] == 1, "the rest of the plan ran once, by the one resumer that won"
     assert after[("charge", "A-2")] == (1 if paused_by == "crash" else 0)
+
+
+def test_random_kills_of_runs_and_resumers_duplicate_lose_or_strand_nothing(tmp_path: Path) -> None:
+    # The small tier of bench/crash_resume.py (which runs a hundred trials): most resumers killed, one round in
+    # two raced by three resumers.
+    chaos = Chaos(p_kill_resumer=0.6, p_concurrent=0.5, kill_window_s=0.15)
+    tally = Tally(runs=0)
+    for i in range(3):
+        tally.add(trial(tmp_path / f"t{i}", f"suite:{i}", chaos))
+    assert (tally.duplicated, tally.lost, tally.unresumable, tally.resumed_more_than_once) == (0, 0, 0, 0), tally
+    assert tally.runs == 3 and tally.kills >= 1 and tally.resumes >= tally.kills
