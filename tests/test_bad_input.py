@@ -16,6 +16,7 @@ import pytest
 
 from keel import Agent, Budget, EventKind, ReviewQueue, RunStatus, tool
 from keel.errors import ModelError
+from keel.guardrails import GuardContext, InjectionScreen, Verdict
 from keel.models import Model, ModelRequest, ModelResponse, RequestUsage, ToolCall, ToolResultMessage
 from keel.store import MemoryStore, SQLiteStore, Store, open_store
 from keel.testing import FunctionModel, ScriptedModel, call, fail, reply
@@ -312,6 +313,64 @@ def test_usage_that_cannot_be_true_is_charged_at_the_reservation_and_never_credi
     assert turns and all(e.payload["usage_distrusted"] for e in turns)
     assert all(e.cost_usd > 0 and e.tokens_in >= 0 and e.tokens_out == 5 for e in turns)
     assert 0 < result.usage.cost_usd <= 0.05
+
+
+# --- broken guards fail closed -----------------------------------------------------------------------------
+
+
+class RaisingScreen(InjectionScreen):
+    def check(self, text: str, context: GuardContext) -> Verdict:
+        raise ValueError("screen bug")
+
+
+class RaisingGuard:
+    name = "raising"
+
+    def check(self, text: str, context: GuardContext) -> Verdict:
+        raise KeyError("guard bug")
+
+
+class WrongGuard:
+    name = "wrong"
+
+    def check(self, text: str, context: GuardContext) -> Verdict:
+        return "looks fine"  # type: ignore[return-value]
+
+
+def test_a_screen_that_raises_on_the_task_refuses_it() -> None:
+    model = ScriptedModel([reply("never asked")])
+    result = agent(model, guards=[RaisingScreen()]).run_sync("go")
+    assert result.status is RunStatus.REJECTED and result.output is None and model.requests == []
+    assert "the guard failed (it raised ValueError: screen bug); failing closed" in result.report.reason
+
+
+def test_a_screen_that_raises_on_a_tool_output_quarantines_it() -> None:
+    class FailsOnToolOutput(InjectionScreen):
+        def check(self, text: str, context: GuardContext) -> Verdict:
+            if context.origin == "tool_output":
+                raise ValueError("screen bug")
+            return super().check(text, context)
+
+    model = ScriptedModel([call("echo", text="some page"), reply("done")])
+    result = agent(model, guards=[FailsOnToolOutput()]).run_sync("go")
+    assert result.status is RunStatus.COMPLETED
+    shown = tool_results(model.requests[1])[0].content
+    assert shown.startswith("⟦UNTRUSTED DATA from echo") and "> some page" in shown
+    [verdict] = kinds(result, EventKind.GUARD_VERDICT)
+    assert verdict["verdict"] == "block" and verdict["quarantined"] and "screen bug" in verdict["detail"]
+
+
+@pytest.mark.parametrize(
+    ("guard", "problem"),
+    [(RaisingGuard(), "it raised KeyError: 'guard bug'"), (WrongGuard(), "it returned a str, not a Verdict")],
+    ids=["raises", "wrong-type"],
+)
+def test_an_output_guard_that_fails_withholds_the_answer(guard: object, problem: str) -> None:
+    result = agent(ScriptedModel([reply("the answer")]), guards=[guard]).run_sync("go")
+    assert result.status is RunStatus.REJECTED and result.output is None
+    assert (
+        result.report.reason == f"the answer was refused by {guard.name}: the guard failed ({problem}); failing closed"
+    )
 
 
 # --- text a store cannot take as it is --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from keel._pipeline.escalate import hold_answer
-from keel._pipeline.guard import HeldForReview, judge_output
+from keel._pipeline.guard import HeldForReview, judge_output, judged
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel._pipeline.tiers import escalate_tier
@@ -214,7 +214,7 @@ def _redact_strings(value: Any, state: RunState) -> Any:
     """`value` with every string passed through the redacting guards (the verdict on the whole was journaled)."""
     if isinstance(value, str):
         for guard in state.spec.output_guards:
-            verdict = guard.check(value, GuardContext(task=state.spec.task, origin="output"))
+            verdict = judged(guard, value, GuardContext(task=state.spec.task, origin="output"))
             if verdict.action == "redact" and verdict.text is not None:
                 value = verdict.text
         return value

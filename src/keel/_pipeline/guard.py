@@ -5,6 +5,9 @@ tool output: the model still gets the data, wrapped and marked as data, never th
 guards (PII, grounding, …) run in order on the final answer; each verdict with findings is journaled as a
 `guard_verdict` (a pass is not: it would add an event to every run), a redaction is handed to the next guard,
 a block ends the run REJECTED with no output, and an escalation holds the answer for a person.
+
+A guard that raises, or returns something that is not a `Verdict`, fails closed: its verdict is a block (the task
+refused, the tool output quarantined, the answer withheld), journaled with what went wrong.
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from keel._pipeline.clean import clean_text
+from keel._pipeline.failure import describe
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
-from keel.guardrails.base import GuardContext, Verdict
+from keel.guardrails.base import Guard, GuardContext, Verdict
 from keel.guardrails.injection import quarantine
 from keel.journal import EventKind, Phase
 from keel.result import RunStatus
 from keel.tools.tool import Tool
 
-__all__ = ["HeldForReview", "judge_output", "screen_task", "screen_tool_output"]
+__all__ = ["HeldForReview", "judge_output", "judged", "screen_task", "screen_tool_output"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,20 @@ async def _journal(state: RunState, verdict: Verdict, target: str, **extra: Any)
     await record(state, EventKind.GUARD_VERDICT, payload, phase=Phase.VALIDATION)
 
 
+def judged(guard: Guard, text: str, context: GuardContext) -> Verdict:
+    """`guard`'s verdict on `text`; a block saying why when the guard itself fails."""
+    try:
+        verdict = guard.check(text, context)
+    except Exception as exc:  # someone's guard code: a bug in it must not let unchecked text through
+        problem = f"it raised {describe(exc)}"
+    else:
+        if isinstance(verdict, Verdict):
+            return verdict
+        problem = f"it returned a {type(verdict).__name__}, not a Verdict"
+    name = getattr(guard, "name", type(guard).__name__)
+    return Verdict(guard=str(name), action="block", detail=clean_text(f"the guard failed ({problem}); failing closed"))
+
+
 def _context(state: RunState, origin: Literal["tool_output", "output"]) -> GuardContext:
     return GuardContext(task=state.spec.task, sources=tuple(state.tool_results), origin=origin)
 
@@ -55,7 +74,7 @@ def _context(state: RunState, origin: Literal["tool_output", "output"]) -> Guard
 async def screen_task(state: RunState) -> Finish | None:
     """Screen the user's input; a screen that blocks it ends the run REJECTED before any model call."""
     for screen in state.spec.input_screens:
-        verdict = screen.check(state.spec.task, GuardContext(task=state.spec.task, origin="input"))
+        verdict = judged(screen, state.spec.task, GuardContext(task=state.spec.task, origin="input"))
         if verdict.passed:
             continue
         await _journal(state, verdict, "input")
@@ -76,7 +95,7 @@ async def screen_tool_output(state: RunState, tool: Tool, call_id: str, content:
     if tool.trusted:
         return content
     for screen in state.spec.input_screens:
-        verdict = screen.check(content, _context(state, "tool_output"))
+        verdict = judged(screen, content, _context(state, "tool_output"))
         if verdict.passed:
             continue
         await _journal(state, verdict, "tool_output", tool=tool.name, call_id=call_id, quarantined=True)
@@ -93,7 +112,7 @@ async def judge_output(state: RunState, text: str, *, first: int = 0) -> str | F
     context = _context(state, "output")
     escalate_blocks = state.spec.escalation.on_guard_failure == "escalate"
     for index, guard in enumerate(state.spec.output_guards[first:], start=first):
-        verdict = guard.check(text, context)
+        verdict = judged(guard, text, context)
         if verdict.passed:  # only findings are journaled: a pass on every answer would double the journal
             continue
         await _journal(state, verdict, "output")
