@@ -16,8 +16,9 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   reason (the model's stated reason), confidence, alternatives (what it could have chosen), informed_by (seqs of
   the events whose data it saw), reserved_tokens (the worst case authorized before the call), attempt (1 for the
   first try), error, retryable, retry_after_s, interrupted (a call lost in a crash, charged at its worst case); and when
-  the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged) or
-  overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
+  the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged),
+  usage_distrusted (what was reported when it cannot be true — negative, fractional, absurd — the reservation
+  charged instead) or overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
   a local model's repeated call refused); tier and tier_reason (a `ModelTiers` run: which tier, and why); cached
   and cache_key (answered from the cache: no tokens, no cost).
 - `tool_called`: one attempt of a tool call. call_id, tool (an alternative's name when one replaced the tool),
