@@ -18,9 +18,9 @@ Event kinds (`EventKind`): when each is written, and its payload keys.
   first try), error, retryable, retry_after_s, interrupted (a call lost in a crash, charged at its worst case); and when
   the provider's usage could not be taken as is, usage_estimated (none reported: the reservation is charged),
   usage_distrusted (what was reported when it cannot be true — negative, fractional, absurd — the reservation
-  charged instead) or overrun (more reported than reserved); provider_notes (what the provider did on the model's behalf, such as
-  a local model's repeated call refused); tier and tier_reason (a `ModelTiers` run: which tier, and why); cached
-  and cache_key (answered from the cache: no tokens, no cost).
+  charged instead) or overrun (more reported than reserved); provider_notes (what the provider did on the
+  model's behalf, such as a local model's repeated call refused); tier and tier_reason (a `ModelTiers` run: which
+  tier, and why); cached and cache_key (answered from the cache: no tokens, no cost).
 - `tool_called`: one attempt of a tool call. call_id, tool (an alternative's name when one replaced the tool),
   arguments, outcome (ok | error | timeout | abandoned: a sync tool past its timeout that may still complete |
   unavailable: not run, the tool was given up on earlier | interrupted: started, then the process died), result,
