@@ -27,7 +27,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from keel._pipeline.state import CallOrdinals, RunState
 from keel._pipeline.validate import ValidCall
-from keel.tools.context import ToolContext
+from keel.tools.context import StoreView, ToolContext
 
 __all__ = ["ToolOutcome", "call_signature", "execute_call", "idempotency_key"]
 
@@ -143,7 +143,7 @@ async def execute_call(state: RunState, valid: ValidCall, *, attempt: int = 1) -
         agent=spec.agent,
         session_id=spec.session_id,
         attempt=attempt,
-        store=spec.store,
+        store=StoreView(spec.store),  # reads only: a tool cannot write the journal or decide reviews
     )
     outcome: Outcome = "ok"
     error: BaseException | None = None
