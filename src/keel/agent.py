@@ -24,6 +24,7 @@ from keel.cost.tiers import ModelTiers
 from keel.errors import ConfigError
 from keel.guardrails.base import Guard
 from keel.guardrails.escalation import Escalation
+from keel.guardrails.exfiltration import ExfiltrationGuard
 from keel.guardrails.injection import InjectionScreen
 from keel.guardrails.pii import PIIGuard
 from keel.models import Model, infer_model
@@ -59,7 +60,7 @@ class Agent:
             session, user or globally), enforced before every model call through the store's ledger.
         guards: the guards of this agent. `InjectionScreen`s screen the task and untrusted tool output; the
             others judge every final answer, in order. None (the default) means
-            ``[InjectionScreen(), PIIGuard(mode="redact")]``; ``[]`` turns guarding off.
+            ``[InjectionScreen(), PIIGuard(mode="redact"), ExfiltrationGuard()]``; ``[]`` turns guarding off.
         escalation: when a run pauses for a person (see `Escalation`). None (the default) means
             ``Escalation()``: critical tools always, high ones once the run has read untrusted data.
             ``Escalation(severity=None, after_untrusted=None)`` never pauses.
@@ -304,8 +305,8 @@ def _checked(name: str, value: T | None, kind: type[T]) -> T | None:
 
 
 def default_guards() -> tuple[Guard, ...]:
-    """The guards of an agent that configures none: injection screening in, PII redaction out."""
-    return (InjectionScreen(), PIIGuard(mode="redact"))
+    """The guards of an agent that configures none: injection screening in; PII redaction and exfiltration out."""
+    return (InjectionScreen(), PIIGuard(mode="redact"), ExfiltrationGuard())
 
 
 def _checked_guards(guards: Sequence[Guard] | None) -> tuple[Guard, ...]:

@@ -13,7 +13,8 @@ for mistakes a developer or operator must fix.
     ├── ToolDefinitionError    a function that cannot become a tool (unsupported parameter types, …)
     ├── StoreError             the store cannot be opened, written or migrated
     │   ├── StoreNotFoundError the store does not exist (and was opened without creating it)
-    │   └── StoreVersionError  the store was written by a newer Keel
+    │   ├── StoreVersionError  the store was written by a newer Keel
+    │   └── JournalKeyError    encrypted content and no key (or the wrong one) to open it
     ├── UnknownRunError        no run with this id in the store
     ├── ConflictError          a concurrent update lost a version check
     ├── ReviewError            an unknown or already decided review item
@@ -33,6 +34,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "ConflictError",
+    "JournalKeyError",
     "KeelError",
     "MissingCredentialsError",
     "MissingDependencyError",
@@ -109,6 +111,13 @@ class StoreNotFoundError(StoreError):
 
 class StoreVersionError(StoreError):
     """The store's schema is newer than this version of Keel understands."""
+
+
+class JournalKeyError(StoreError):
+    """The store holds encrypted content that the journal keys given cannot open (none given, another key, altered).
+
+    Nothing is lost: the content stays in the store, encrypted, until read with the right key.
+    """
 
 
 class UnknownRunError(KeelError):

@@ -122,6 +122,8 @@ def _remember(state: RunState, result: ToolOutcome) -> ToolResultMessage:
     summary = call_summary(call)
     if result.ok:
         state.tool_results.append(result.content)
+        if result.valid.tool.trusted:
+            state.trusted_results.append(result.content)
         state.done.append(f"{summary} -> ok")
     else:
         state.not_done.append(f"{summary} -> {result.outcome}: {result.content}")

@@ -13,12 +13,11 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from keel._pipeline.escalate import hold_answer
-from keel._pipeline.guard import HeldForReview, judge_output, judged
+from keel._pipeline.guard import HeldForReview, judge_output, judged, output_context
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
 from keel._pipeline.tiers import escalate_tier
 from keel.cost.tiers import ModelTiers
-from keel.guardrails.base import GuardContext
 from keel.journal import EventKind, Phase
 from keel.models.base import ModelResponse, UserMessage
 from keel.result import RunStatus
@@ -139,9 +138,7 @@ def _confidence(state: RunState, reported: float | None, text: str, output: Any)
         known.append(float(field))
     scorer = state.spec.escalation.scorer
     if scorer is not None and state.spec.escalation.min_confidence is not None:
-        known.append(
-            scorer(text, GuardContext(task=state.spec.task, sources=tuple(state.tool_results), origin="output"))
-        )
+        known.append(scorer(text, output_context(state)))
     values = [value for value in known if value is not None]
     return min(values) if values else None
 
@@ -214,7 +211,7 @@ def _redact_strings(value: Any, state: RunState) -> Any:
     """`value` with every string passed through the redacting guards (the verdict on the whole was journaled)."""
     if isinstance(value, str):
         for guard in state.spec.output_guards:
-            verdict = judged(guard, value, GuardContext(task=state.spec.task, origin="output"))
+            verdict = judged(guard, value, output_context(state))
             if verdict.action == "redact" and verdict.text is not None:
                 value = verdict.text
         return value

@@ -29,7 +29,7 @@ from keel._pipeline.clean import clean_text, clean_value
 from keel._pipeline.failure import describe, stops_the_program
 from keel._pipeline.state import CallOrdinals, RunState
 from keel._pipeline.validate import ValidCall
-from keel.tools.context import ToolContext
+from keel.tools.context import StoreView, ToolContext
 
 __all__ = ["MAX_RESULT_CHARS", "ToolOutcome", "call_signature", "execute_call", "fit_result", "idempotency_key"]
 
@@ -181,7 +181,7 @@ async def execute_call(state: RunState, valid: ValidCall, *, attempt: int = 1) -
         agent=spec.agent,
         session_id=spec.session_id,
         attempt=attempt,
-        store=spec.store,
+        store=StoreView(spec.store),  # reads only: a tool cannot write the journal or decide reviews
     )
     outcome, content, error = await _outcome(valid, context, timeout)
     content = clean_text(content)  # an error message may carry what the result would have

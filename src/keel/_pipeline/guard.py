@@ -25,7 +25,7 @@ from keel.journal import EventKind, Phase
 from keel.result import RunStatus
 from keel.tools.tool import Tool
 
-__all__ = ["HeldForReview", "judge_output", "judged", "screen_task", "screen_tool_output"]
+__all__ = ["HeldForReview", "judge_output", "judged", "output_context", "screen_task", "screen_tool_output"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,13 @@ def judged(guard: Guard, text: str, context: GuardContext) -> Verdict:
 
 
 def _context(state: RunState, origin: Literal["tool_output", "output"]) -> GuardContext:
-    return GuardContext(task=state.spec.task, sources=tuple(state.tool_results), origin=origin)
+    trusted = (state.spec.instructions, *state.trusted_results)
+    return GuardContext(task=state.spec.task, sources=tuple(state.tool_results), trusted_sources=trusted, origin=origin)
+
+
+def output_context(state: RunState) -> GuardContext:
+    """What an output guard judges an answer against: the task, every tool result, the trusted sources."""
+    return _context(state, "output")
 
 
 async def screen_task(state: RunState) -> Finish | None:

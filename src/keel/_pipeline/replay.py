@@ -37,6 +37,8 @@ class _Turn:
     results: dict[str, ToolResultMessage] = field(default_factory=dict)
     lines: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """Per call: its status-report line and, for a success, its result (None: the line is "not done")."""
+    trusted: set[str] = field(default_factory=set)
+    """Calls whose result came from a tool declared ``trusted`` (`RunState.trusted_results`)."""
     rejected: bool = False
     """A call of this turn was rejected: the step did not go right (a tier escalation holds)."""
     tier: str | None = None
@@ -52,11 +54,13 @@ class _Turn:
                 else:
                     state.done.append(line)
                     state.tool_results.append(result)
+                    if call_id in self.trusted:
+                        state.trusted_results.append(result)
         if self.results:
             state.messages.extend(_fitted(self.results[i]) for i in order if i in self.results)
             failed = any(result.is_error for result in self.results.values())
             state.phase = Phase.RECOVERY if failed else Phase.EXECUTION
-        self.calls, self.results, self.lines = {}, {}, {}
+        self.calls, self.results, self.lines, self.trusted = {}, {}, {}, set()
 
 
 def _fitted(message: ToolResultMessage) -> ToolResultMessage:
@@ -156,6 +160,7 @@ def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
     turn.results[call_id] = ToolResultMessage(call_id, call.name, content, is_error=not ok)
     if ok:
         turn.lines[call_id] = (f"{call_summary(call)} -> ok", content)
+        _note_trust(state, turn, call_id, name)
     else:
         turn.lines[call_id] = (f"{call_summary(call)} -> {outcome}: {content}", None)
     ordinal = payload.get("ordinal")
@@ -171,6 +176,11 @@ def _tool_called(state: RunState, turn: _Turn, event: Event) -> None:
         state.tainted_by = f"output of {name}"
 
 
+def _note_trust(state: RunState, turn: _Turn, call_id: str, name: str) -> None:
+    if (tool := state.spec.registry.get(name)) is not None and tool.trusted:
+        turn.trusted.add(call_id)
+
+
 def _cached_tool_result(state: RunState, turn: _Turn, event: Event) -> None:
     """A tool result the cache gave: the call's answer, as if the tool had run (it takes no ordinal)."""
     payload = event.payload
@@ -179,6 +189,7 @@ def _cached_tool_result(state: RunState, turn: _Turn, event: Event) -> None:
     state.informed_by.append(event.seq)
     turn.results[call_id] = ToolResultMessage(call_id, call.name, content)
     turn.lines[call_id] = (f"{call_summary(call)} -> ok", content)
+    _note_trust(state, turn, call_id, name)
     tool = state.spec.registry.get(name)
     if (tool is None or not tool.trusted) and state.tainted_by is None:
         state.tainted_by = f"output of {name}"

@@ -118,6 +118,8 @@ class RunState:
     """The latest text the model produced: the best output when no final answer comes."""
     tool_results: list[str] = field(default_factory=list)
     """Successful tool results in order: the fallback output when the model produced no text."""
+    trusted_results: list[str] = field(default_factory=list)
+    """The successful results of tools declared ``trusted``, in order (`GuardContext.trusted_sources`)."""
     done: list[str] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
     journal_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -10,13 +10,17 @@
   confidence, spend past a threshold, guards that want a person.
 - `ReviewQueue` is the persisted queue of actions waiting for a person (approve / deny, first decision wins).
 
-An agent that configures no guards gets ``[InjectionScreen(), PIIGuard(mode="redact")]``.
+- `ExfiltrationGuard` strips images and flags links in an answer that point to hosts no trusted source of the
+  run mentioned (data exfiltration through URLs).
+
+An agent that configures no guards gets ``[InjectionScreen(), PIIGuard(mode="redact"), ExfiltrationGuard()]``.
 """
 
 from __future__ import annotations
 
 from keel.guardrails.base import Action, Finding, Guard, GuardContext, Verdict
 from keel.guardrails.escalation import Escalation
+from keel.guardrails.exfiltration import ExfiltrationGuard, ExfiltrationMode
 from keel.guardrails.grounding import GroundingGuard, GroundingMode
 from keel.guardrails.injection import InjectionScreen, quarantine
 from keel.guardrails.length import LengthGuard, LengthMode
@@ -27,6 +31,8 @@ __all__ = [
     "PII_KINDS",
     "Action",
     "Escalation",
+    "ExfiltrationGuard",
+    "ExfiltrationMode",
     "Finding",
     "Guard",
     "GuardContext",

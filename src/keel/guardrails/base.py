@@ -41,6 +41,10 @@ class GuardContext:
     """The user's input to the run."""
     sources: Sequence[str] = ()
     """Everything else the run has seen: tool results, memory, documents (grounding compares against these)."""
+    trusted_sources: Sequence[str] = ()
+    """What the run saw from sources its owner controls: the agent's instructions and the output of tools declared
+    ``@tool(trusted=True)`` (a subset of what `sources` and the instructions hold). `ExfiltrationGuard` trusts the
+    hosts these and the task mention."""
     origin: Literal["input", "tool_output", "output", ""] = ""
     """Where the judged text comes from: the user's input, a tool's output, or an answer ("" when unknown).
     Asking for a tool is normal from the user and suspicious inside a tool's output."""

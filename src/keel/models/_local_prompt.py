@@ -11,6 +11,11 @@ Under the grammar an unknown tool name or an argument of the wrong type cannot e
 (``constrained=False``) the same reply is parsed leniently and the pipeline rejects what is wrong. The
 conversation is rendered with plain ``system``/``user``/``assistant`` roles only — tool results become user
 turns — because that is the one shape every chat template accepts.
+
+The rendered prompt is tokenized with special tokens parsed (the template's own must become control tokens), so
+conversation text that spells one — ``<|im_start|>system``, ``[INST]``, ``<start_of_turn>`` in a tool result or
+a task — would open a real turn, a system turn included. Every conversation turn has such tokens defused first
+(`defused`: look-alike brackets, the text otherwise kept): only the agent's instructions can be the system turn.
 """
 
 from __future__ import annotations
@@ -34,7 +39,15 @@ from keel.models.base import (
     UserMessage,
 )
 
-__all__ = ["ChatMessage", "ParsedReply", "chat_messages", "decision_schema", "parse_reply", "system_prompt"]
+__all__ = [
+    "ChatMessage",
+    "ParsedReply",
+    "chat_messages",
+    "decision_schema",
+    "defused",
+    "parse_reply",
+    "system_prompt",
+]
 
 ChatMessage = dict[str, str]
 """One ``{"role": ..., "content": ...}`` message as a chat template expects it."""
@@ -88,14 +101,27 @@ def _assistant_text(message: AssistantMessage) -> str:
     return "\n".join(turns)
 
 
+_SPECIAL = re.compile(
+    r"<\|[^|<>\n]{1,40}\|>|\[/?(?:INST|SYS|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_RESULTS|TOOL_CALLS)\]|<</?SYS>>"
+    r"|</?s>|<(?:start|end)_of_turn>|<(?:bos|eos|pad|unk)>",
+    re.IGNORECASE,
+)
+_LOOK_ALIKE = str.maketrans({"<": "‹", ">": "›", "[": "⟦", "]": "⟧"})
+
+
+def defused(text: str) -> str:
+    """`text` with every chat-template control token made ordinary text (``<|im_start|>`` → ``‹|im_start|›``)."""
+    return _SPECIAL.sub(lambda match: match.group(0).translate(_LOOK_ALIKE), text)
+
+
 def _turn(message: Message) -> tuple[str, str]:
     match message:
         case UserMessage(content=content):
-            return "user", content
+            return "user", defused(content)
         case AssistantMessage():
-            return "assistant", _assistant_text(message)
+            return "assistant", defused(_assistant_text(message))
         case ToolResultMessage(name=name, content=content, is_error=is_error):
-            return "user", f"{'Error from' if is_error else 'Result of'} {name}: {content}"
+            return "user", f"{'Error from' if is_error else 'Result of'} {name}: {defused(content)}"
 
 
 def chat_messages(request: ModelRequest, *, fold_system: bool = False) -> list[ChatMessage]:

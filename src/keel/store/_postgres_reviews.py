@@ -8,6 +8,7 @@ decision to say who was first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from keel.errors import ReviewError
@@ -57,8 +58,20 @@ def select(conn: Conn, s: str, status: ReviewStatus | None, run_id: str | None, 
     return [item_from_row(row) for row in rows]
 
 
-def decide(conn: Conn, s: str, review_id: str, decision: Decision, by: str, note: str, at: float) -> ReviewItem:
-    """Decide the pending item `review_id`; `ReviewError` when already decided, `NoSuchReview` when unknown."""
+def decide(
+    conn: Conn,
+    s: str,
+    review_id: str,
+    decision: Decision,
+    by: str,
+    note: str,
+    at: float,
+    opened: Callable[[ReviewItem], ReviewItem],
+) -> ReviewItem:
+    """Decide the pending item `review_id`; `ReviewError` when already decided, `NoSuchReview` when unknown.
+
+    `opened` reads an item as the store's sealing does (the winner's decision is named in the error).
+    """
     with conn.transaction():
         row = conn.execute(
             f"UPDATE {s}.reviews SET status = %s, decided_at = %s, decided_by = %s, note = %s "
@@ -66,5 +79,5 @@ def decide(conn: Conn, s: str, review_id: str, decision: Decision, by: str, note
             (decision, at, by, note, review_id),
         ).fetchone()
         if row is not None:
-            return item_from_row(row)
-        raise ReviewError(already_decided(get(conn, s, review_id), decision))
+            return opened(item_from_row(row))
+        raise ReviewError(already_decided(opened(get(conn, s, review_id)), decision))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import to_json
@@ -81,11 +82,18 @@ def select(status: ReviewStatus | None, run_id: str | None, limit: int) -> tuple
 
 
 def decide(
-    conn: sqlite3.Connection, review_id: str, decision: Decision, by: str, note: str, at: float, where: str
+    conn: sqlite3.Connection,
+    review_id: str,
+    decision: Decision,
+    by: str,
+    note: str,
+    at: float,
+    where: str,
+    opened: Callable[[ReviewItem], ReviewItem],
 ) -> ReviewItem:
     """Decide the pending item `review_id`; `ReviewError` when it is unknown or already decided.
 
-    `where` names the store in the unknown-id message.
+    `where` names the store in the unknown-id message; `opened` reads the item as the store's sealing does.
     """
     changed = conn.execute(
         "UPDATE reviews SET status = ?, decided_at = ?, decided_by = ?, note = ? WHERE id = ? AND status = 'pending'",
@@ -94,7 +102,7 @@ def decide(
     row = conn.execute(SELECT_ONE, (review_id,)).fetchone()
     if row is None:
         raise ReviewError(f"no review item {review_id!r} in the store at {where}")
-    item = item_from_row(row)
+    item = opened(item_from_row(row))
     if changed == 0:
         raise ReviewError(already_decided(item, decision))
     return item

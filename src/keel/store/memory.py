@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from keel.errors import ResumeError, ReviewError, StoreError, UnknownRunError
 from keel.journal import Event, EventKind
 from keel.result import RunStatus
+from keel.store._sealing import sealing_for
 from keel.store.base import (
     Decision,
     ReviewItem,
@@ -30,11 +31,17 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """Runs and journals in dictionaries; lost when the process ends."""
+    """Runs and journals in dictionaries; lost when the process ends.
+
+    Args:
+        encryption_key: the journal key (or keys, newest first) that seals content as the other stores do, so
+            code and tests behave alike on every store; None reads ``KEEL_JOURNAL_KEY``.
+    """
 
     url = "memory://"
 
-    def __init__(self) -> None:
+    def __init__(self, *, encryption_key: str | Sequence[str] | None = None) -> None:
+        self._sealing = sealing_for(encryption_key)
         self._runs: dict[str, RunRecord] = {}
         self._events: dict[str, list[Event]] = {}
         self._spend: dict[str, SpendEntry] = {}
@@ -48,8 +55,8 @@ class MemoryStore:
         """Insert a new run with its first event."""
         if run.run_id in self._runs:
             raise StoreError(f"run {run.run_id!r} already exists")
-        self._runs[run.run_id] = dataclasses.replace(run)
-        self._events[run.run_id] = [first]
+        self._runs[run.run_id] = self._sealing.seal_run(dataclasses.replace(run))
+        self._events[run.run_id] = [self._sealing.seal_event(first)]
         self._version += 1
 
     async def finish_run(self, run: RunRecord, last: Event) -> None:
@@ -58,14 +65,15 @@ class MemoryStore:
             raise UnknownRunError(f"no run {run.run_id!r} in the in-memory store")
         await self.append(last)
         started_at = self._runs[run.run_id].started_at  # like SQLite, finishing never rewrites the start time
-        self._runs[run.run_id] = dataclasses.replace(run, started_at=started_at, output=copy.deepcopy(run.output))
+        kept = dataclasses.replace(run, started_at=started_at, output=copy.deepcopy(run.output))
+        self._runs[run.run_id] = self._sealing.seal_run(kept)
 
     async def append(self, event: Event) -> None:
         """Append one event; `(run_id, seq)` must be new, as in every store."""
         journal = self._events.setdefault(event.run_id, [])
         if journal and journal[-1].seq >= event.seq:
             raise StoreError(f"event {event.run_id}/{event.seq} already recorded: the journal is append-only")
-        journal.append(event)
+        journal.append(self._sealing.seal_event(event))
         self._version += 1
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
@@ -80,12 +88,12 @@ class MemoryStore:
                 raise ResumeError(moved_on(run_id))
             await self.append(first)
             run.status, run.finished_at = RunStatus.RUNNING, None
-        return dataclasses.replace(run)
+        return self._sealing.open_run(run)
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; `UnknownRunError` when there is none."""
         try:
-            return dataclasses.replace(self._runs[run_id])
+            return self._sealing.open_run(self._runs[run_id])
         except KeyError:
             raise UnknownRunError(f"no run {run_id!r} in the in-memory store") from None
 
@@ -100,9 +108,8 @@ class MemoryStore:
         offset: int = 0,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered, from the `offset`-th match."""
-        runs = [dataclasses.replace(r) for r in self._matching(agent, session_id, status, since)]
-        runs.sort(key=lambda r: r.started_at, reverse=True)
-        return runs[offset : offset + limit]
+        runs = sorted(self._matching(agent, session_id, status, since), key=lambda r: r.started_at, reverse=True)
+        return [self._sealing.open_run(r) for r in runs[offset : offset + limit]]
 
     async def count_runs(
         self,
@@ -131,7 +138,7 @@ class MemoryStore:
         """The journal of a run in order: the events after seq `after`, at most `limit` of them."""
         await self.get_run(run_id)
         found = [e for e in self._events.get(run_id, ()) if e.seq > after]
-        return found if limit is None else found[:limit]
+        return [self._sealing.open_event(e) for e in (found if limit is None else found[:limit])]
 
     async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
         """The latest events of one kind across all runs, newest first."""
@@ -142,7 +149,7 @@ class MemoryStore:
             if e.kind is kind and (since is None or e.ts >= since)
         ]
         found.sort(key=lambda e: e.ts, reverse=True)
-        return found[:limit]
+        return [self._sealing.open_event(e) for e in found[:limit]]
 
     async def rollups(
         self, *, since: float | None = None, metrics: Sequence[str] | None = None, bucket_s: int = 60
@@ -170,13 +177,13 @@ class MemoryStore:
         found = self._cache.get(key)
         if found is None or (found[1] is not None and found[1] <= now):
             return None
-        return found[0]
+        return self._sealing.open_text(found[0], f"cache:{key}")
 
     async def cache_put(self, key: str, value: str, *, expires_at: float | None, now: float) -> None:
         """Insert or replace `key`, dropping expired entries."""
         for old in [k for k, (_, until) in self._cache.items() if until is not None and until <= now][:100]:
             del self._cache[old]
-        self._cache[key] = (value, expires_at)
+        self._cache[key] = (self._sealing.seal_text(value, f"cache:{key}"), expires_at)
 
     async def data_version(self) -> int:
         """A number that changes whenever the store changed."""
@@ -236,13 +243,14 @@ class MemoryStore:
         with self._reviews_lock:
             if item.id in self._reviews:
                 raise StoreError(f"review item {item.id!r} already exists")
-            self._reviews[item.id] = dataclasses.replace(item, arguments=copy.deepcopy(item.arguments))
+            kept = dataclasses.replace(item, arguments=copy.deepcopy(item.arguments))
+            self._reviews[item.id] = self._sealing.seal_review(kept)
             self._version += 1
 
     async def get_review(self, review_id: str) -> ReviewItem:
         """The review item with this id; `ReviewError` when there is none."""
         with self._reviews_lock:
-            return _copy(self._get(review_id))
+            return self._opened(self._get(review_id))
 
     async def list_reviews(
         self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
@@ -250,7 +258,7 @@ class MemoryStore:
         """Pending items by priority then age, then decided ones, most recent decision first."""
         with self._reviews_lock:
             items = [
-                _copy(item)
+                self._opened(item)
                 for item in self._reviews.values()
                 if (status is None or item.status == status) and (run_id is None or item.run_id == run_id)
             ]
@@ -264,11 +272,16 @@ class MemoryStore:
         with self._reviews_lock:
             item = self._get(review_id)
             if item.status != "pending":
-                raise ReviewError(already_decided(item, decision))
+                raise ReviewError(already_decided(self._opened(item), decision))
+            note = self._sealing.seal_note(review_id, note)
             decided = dataclasses.replace(item, status=decision, decided_at=at, decided_by=by, note=note)
             self._reviews[review_id] = decided
             self._version += 1
-            return _copy(decided)
+            return self._opened(decided)
+
+    def _opened(self, item: ReviewItem) -> ReviewItem:
+        """A copy of a kept item, its content opened (later changes to the copy do not reach the queue)."""
+        return self._sealing.open_review(_copy(item))
 
     def _get(self, review_id: str) -> ReviewItem:
         try:

@@ -36,6 +36,7 @@ from keel.store._postgres_journal import NoSuchRun
 from keel.store._postgres_migrations import check_readable, migrate
 from keel.store._postgres_pool import Conn, connect, connect_kwargs, open_pool, quoted, redact, scrub, secrets_of
 from keel.store._postgres_reviews import NoSuchReview
+from keel.store._sealing import sealing_for
 from keel.store._sqlite_rollups import row_of
 from keel.store.base import (
     Decision,
@@ -75,6 +76,8 @@ class PostgresStore:
             version or not Keel's raises `StoreError`.
         schema: the PostgreSQL schema (namespace) holding the store's tables; a plain name.
         max_connections: the most connections the store's pool opens to the server at once.
+        encryption_key: the journal key (or keys, newest first) that seals content at rest (`keel.store._sealing`);
+            None reads ``KEEL_JOURNAL_KEY``, and without either content is kept in clear.
 
     Raises:
         StoreError: the server cannot be reached, or the store cannot be prepared (the message says why).
@@ -82,7 +85,16 @@ class PostgresStore:
         ConfigError: `url` or `schema` is malformed.
     """
 
-    def __init__(self, url: str, *, create: bool = True, schema: str = "keel", max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        schema: str = "keel",
+        max_connections: int = 10,
+        encryption_key: str | Sequence[str] | None = None,
+    ) -> None:
+        self._sealing = sealing_for(encryption_key)
         self.url = redact(url)
         """The URL, with any password replaced by ``***``."""
         self.schema = schema
@@ -133,14 +145,17 @@ class PostgresStore:
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run together with its first event, in one transaction."""
+        run, first = self._sealing.seal_run(run), self._sealing.seal_event(first)
         await self._run("write to", lambda conn: _postgres_journal.create_run(conn, self._s, run, first))
 
     async def finish_run(self, run: RunRecord, last: Event) -> None:
         """Append the last event and write the run's outcome, in one transaction."""
+        run, last = self._sealing.seal_run(run), self._sealing.seal_event(last)
         await self._run("write to", lambda conn: _postgres_journal.finish_run(conn, self._s, run, last))
 
     async def append(self, event: Event) -> None:
         """Append one event and commit it, with the rollups it moves."""
+        event = self._sealing.seal_event(event)
         await self._run("write to", lambda conn: _postgres_journal.append(conn, self._s, event))
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
@@ -149,13 +164,16 @@ class PostgresStore:
         `first` must directly follow the journal as the caller read it: a run another process appended to since
         (it resumed the run, or it is still running) is refused with `ResumeError`.
         """
-        return await self._run(
+        first = self._sealing.seal_event(first)
+        row = await self._run(
             "write to", lambda conn: _postgres_journal.resume_run(conn, self._s, run_id, first, paused)
         )
+        return self._sealing.open_run(row)
 
     async def get_run(self, run_id: str) -> RunRecord:
         """The run with this id; `UnknownRunError` when there is none."""
-        return await self._run("read", lambda conn: _postgres_journal.get_run(conn, self._s, run_id))
+        run = await self._run("read", lambda conn: _postgres_journal.get_run(conn, self._s, run_id))
+        return self._sealing.open_run(run)
 
     async def list_runs(
         self,
@@ -168,7 +186,7 @@ class PostgresStore:
         offset: int = 0,
     ) -> list[RunRecord]:
         """Most recent runs first, optionally filtered, from the `offset`-th match."""
-        return await self._run(
+        runs = await self._run(
             "read",
             lambda conn: _postgres_journal.list_runs(
                 conn,
@@ -181,6 +199,7 @@ class PostgresStore:
                 since=since,
             ),
         )
+        return [self._sealing.open_run(run) for run in runs]
 
     async def count_runs(
         self,
@@ -200,11 +219,13 @@ class PostgresStore:
 
     async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """The journal of a run in order: the events after seq `after`, at most `limit` of them."""
-        return await self._run("read", lambda conn: _postgres_journal.events(conn, self._s, run_id, after, limit))
+        found = await self._run("read", lambda conn: _postgres_journal.events(conn, self._s, run_id, after, limit))
+        return [self._sealing.open_event(event) for event in found]
 
     async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
         """The latest events of one kind across all runs, newest first."""
-        return await self._run("read", lambda conn: _postgres_journal.recent_events(conn, self._s, kind, limit, since))
+        found = await self._run("read", lambda conn: _postgres_journal.recent_events(conn, self._s, kind, limit, since))
+        return [self._sealing.open_event(event) for event in found]
 
     async def rollups(
         self, *, since: float | None = None, metrics: Sequence[str] | None = None, bucket_s: int = 60
@@ -220,12 +241,13 @@ class PostgresStore:
             row = conn.execute(f"SELECT value, expires_at FROM {self._s}.cache WHERE key = %s", (key,)).fetchone()
             if row is None or (row[1] is not None and row[1] <= now):
                 return None
-            return str(row[0])
+            return self._sealing.open_text(str(row[0]), f"cache:{key}")
 
         return await self._run("read", get)
 
     async def cache_put(self, key: str, value: str, *, expires_at: float | None, now: float) -> None:
         """Insert or replace `key`, and drop up to 100 expired entries in the same transaction."""
+        value = self._sealing.seal_text(value, f"cache:{key}")
 
         def put(conn: Conn) -> None:
             with conn.transaction():
@@ -269,24 +291,29 @@ class PostgresStore:
 
     async def add_review(self, item: ReviewItem) -> None:
         """Insert a new review item and commit it; an id already in the store is a `StoreError`."""
+        item = self._sealing.seal_review(item)
         await self._run("write to", lambda conn: _postgres_reviews.insert(conn, self._s, item))
 
     async def get_review(self, review_id: str) -> ReviewItem:
         """The review item with this id; `ReviewError` when there is none."""
-        return await self._run("read", lambda conn: _postgres_reviews.get(conn, self._s, review_id))
+        item = await self._run("read", lambda conn: _postgres_reviews.get(conn, self._s, review_id))
+        return self._sealing.open_review(item)
 
     async def list_reviews(
         self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[ReviewItem]:
         """Pending items by priority then age, then decided ones, most recent decision first."""
-        return await self._run("read", lambda conn: _postgres_reviews.select(conn, self._s, status, run_id, limit))
+        items = await self._run("read", lambda conn: _postgres_reviews.select(conn, self._s, status, run_id, limit))
+        return [self._sealing.open_review(item) for item in items]
 
     async def decide_review(
         self, review_id: str, decision: Decision, *, by: str, note: str = "", at: float
     ) -> ReviewItem:
         """Decide a pending item with a conditional update: the first decision wins, across processes."""
+        sealed, opened = self._sealing.seal_note(review_id, note), self._sealing.open_review
         return await self._run(
-            "write to", lambda conn: _postgres_reviews.decide(conn, self._s, review_id, decision, by, note, at)
+            "write to",
+            lambda conn: _postgres_reviews.decide(conn, self._s, review_id, decision, by, sealed, at, opened),
         )
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from keel.result import RunStatus
 from keel.store import _sqlite_reviews, _sqlite_rollups, _sqlite_spend
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
 from keel.store._run_filter import run_filter
+from keel.store._sealing import sealing_for
 from keel.store._sqlite_rows import (
     EVENT_COLUMNS,
     INSERT_EVENT,
@@ -64,9 +65,14 @@ class SQLiteStore:
             store is opened read-only: a missing file raises `StoreNotFoundError`, a file that is not a Keel store
             of this version raises `StoreError`, and nothing is ever written, so commands that only read never
             leave a store behind or change one.
+        encryption_key: the journal key (or keys, newest first) that seals content at rest (`keel.store._sealing`);
+            None reads ``KEEL_JOURNAL_KEY``, and without either content is kept in clear.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, encryption_key: str | Sequence[str] | None = None
+    ) -> None:
+        self._sealing = sealing_for(encryption_key)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
@@ -205,19 +211,20 @@ class SQLiteStore:
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run together with its first event, in one transaction."""
+        seal = self._sealing
         self._transaction(
             run.run_id,
-            (f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", run_row(run)),
-            (INSERT_EVENT, event_row(first)),
+            (f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})", run_row(seal.seal_run(run))),
+            (INSERT_EVENT, event_row(seal.seal_event(first))),
             counted=_sqlite_rollups.rows_of(first),
         )
 
     async def finish_run(self, run: RunRecord, last: Event) -> None:
         """Append the last event and write the run's outcome, in one transaction."""
-        row = run_row(run)
+        row = run_row(self._sealing.seal_run(run))
         self._transaction(
             run.run_id,
-            (INSERT_EVENT, event_row(last)),
+            (INSERT_EVENT, event_row(self._sealing.seal_event(last))),
             (
                 "UPDATE runs SET status=?, finished_at=?, steps=?, input_tokens=?, output_tokens=?, cost_usd=?, "
                 "output=?, report=?, reason=? WHERE run_id=?",
@@ -229,10 +236,11 @@ class SQLiteStore:
     async def append(self, event: Event) -> None:
         """Append one event and commit it, with the rollups it moves (most events move none: one statement)."""
         counted = _sqlite_rollups.rows_of(event)
+        row = event_row(self._sealing.seal_event(event))
         if counted:
-            self._transaction(event.run_id, (INSERT_EVENT, event_row(event)), counted=counted)
+            self._transaction(event.run_id, (INSERT_EVENT, row), counted=counted)
         else:
-            self._write(INSERT_EVENT, event_row(event))
+            self._write(INSERT_EVENT, row)
 
     async def resume_run(self, run_id: str, first: Event, *, paused: RunStatus) -> RunRecord:
         """Claim a paused run (status `paused` → running) and append `first`, in one ``BEGIN IMMEDIATE``.
@@ -251,7 +259,7 @@ class SQLiteStore:
             if last != first.seq - 1:  # someone appended since the caller read the journal: it is not theirs
                 raise ResumeError(moved_on(run_id))
             conn.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
-            conn.execute(INSERT_EVENT, event_row(first))
+            conn.execute(INSERT_EVENT, event_row(self._sealing.seal_event(first)))
 
         self._immediate(claim)
         return await self.get_run(run_id)
@@ -261,7 +269,7 @@ class SQLiteStore:
         rows = self._read(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
-        return run_record(rows[0])
+        return self._sealing.open_run(run_record(rows[0]))
 
     async def list_runs(
         self,
@@ -279,7 +287,7 @@ class SQLiteStore:
             f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        return [run_record(row) for row in rows]
+        return [self._sealing.open_run(run_record(row)) for row in rows]
 
     async def count_runs(
         self,
@@ -300,7 +308,7 @@ class SQLiteStore:
             f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, -1 if limit is None else limit),
         )
-        return [event_of(r) for r in rows]
+        return [self._sealing.open_event(event_of(r)) for r in rows]
 
     async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
         """The latest events of one kind across all runs, newest first."""
@@ -308,7 +316,7 @@ class SQLiteStore:
             f"SELECT {EVENT_COLUMNS} FROM events WHERE kind = ? AND ts >= ? ORDER BY ts DESC LIMIT ?",
             (kind.value, since if since is not None else float("-inf"), limit),
         )
-        return [event_of(r) for r in rows]
+        return [self._sealing.open_event(event_of(r)) for r in rows]
 
     async def rollups(
         self, *, since: float | None = None, metrics: Sequence[str] | None = None, bucket_s: int = 60
@@ -322,10 +330,11 @@ class SQLiteStore:
         rows = self._read("SELECT value, expires_at FROM cache WHERE key = ?", (key,))
         if not rows or (rows[0][1] is not None and rows[0][1] <= now):
             return None
-        return str(rows[0][0])
+        return self._sealing.open_text(str(rows[0][0]), f"cache:{key}")
 
     async def cache_put(self, key: str, value: str, *, expires_at: float | None, now: float) -> None:
         """Insert or replace `key`, and drop up to 100 expired entries in the same transaction."""
+        value = self._sealing.seal_text(value, f"cache:{key}")
 
         def put(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -377,28 +386,31 @@ class SQLiteStore:
 
     async def add_review(self, item: ReviewItem) -> None:
         """Insert a new review item and commit it."""
-        self._write(_sqlite_reviews.INSERT, _sqlite_reviews.row_of(item))
+        self._write(_sqlite_reviews.INSERT, _sqlite_reviews.row_of(self._sealing.seal_review(item)))
 
     async def get_review(self, review_id: str) -> ReviewItem:
         """The review item with this id; `ReviewError` when there is none."""
         rows = self._read(_sqlite_reviews.SELECT_ONE, (review_id,))
         if not rows:
             raise ReviewError(f"no review item {review_id!r} in the store at {self.path}")
-        return _sqlite_reviews.item_from_row(rows[0])
+        return self._sealing.open_review(_sqlite_reviews.item_from_row(rows[0]))
 
     async def list_reviews(
         self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[ReviewItem]:
         """Pending items by priority then age, then decided ones, most recent decision first."""
         sql, params = _sqlite_reviews.select(status, run_id, limit)
-        return [_sqlite_reviews.item_from_row(row) for row in self._read(sql, params)]
+        return [self._sealing.open_review(_sqlite_reviews.item_from_row(row)) for row in self._read(sql, params)]
 
     async def decide_review(
         self, review_id: str, decision: Decision, *, by: str, note: str = "", at: float
     ) -> ReviewItem:
         """Decide a pending item in one ``BEGIN IMMEDIATE`` transaction: the first decision wins, across processes."""
+        sealed = self._sealing.seal_note(review_id, note)
         return self._immediate(
-            lambda conn: _sqlite_reviews.decide(conn, review_id, decision, by, note, at, str(self.path))
+            lambda conn: _sqlite_reviews.decide(
+                conn, review_id, decision, by, sealed, at, str(self.path), self._sealing.open_review
+            )
         )
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from keel.tools.context import ToolContext
+from keel.tools.context import StoreView, ToolContext
 from keel.tools.registry import ToolRegistry
 from keel.tools.tool import Severity, Tool, tool
 
-__all__ = ["Severity", "Tool", "ToolContext", "ToolRegistry", "tool"]
+__all__ = ["Severity", "StoreView", "Tool", "ToolContext", "ToolRegistry", "tool"]
