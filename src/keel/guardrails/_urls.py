@@ -141,13 +141,23 @@ def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
 def _markdown(text: str) -> Iterator[Target]:
     """Markdown images and links, inline and by reference, and the definitions they refer to."""
     definitions: dict[str, tuple[str, int, int]] = {}
+    lines: list[tuple[str, str, int]] = []  # every definition line: (label, url, offset of the url)
     for match in _DEFINITION.finditer(text):
         url = match.group(2)
         start = match.start(2) + (1 if url.startswith("<") else 0)
         url = url.strip("<>")
-        definitions.setdefault(_label(match.group(1)), (url, start, start + len(url)))
-        # A definition loads nothing by itself, but any image may use it: it is an image target, removed whole.
-        yield Target("image", url, start, start + len(url), (start, start + len(url)))
+        label = _label(match.group(1))
+        definitions.setdefault(label, (url, start, start + len(url)))
+        lines.append((label, url, start))
+    by_images: set[str] = set()
+    yield from _brackets(text, definitions, by_images)
+    for label, url, start in lines:
+        # A definition loads nothing by itself: it is an image when an image refers to it, else a link.
+        yield Target("image" if label in by_images else "link", url, start, start + len(url), (start, start + len(url)))
+
+
+def _brackets(text: str, definitions: dict[str, tuple[str, int, int]], by_images: set[str]) -> Iterator[Target]:
+    """Inline targets and reference usages, brackets paired with one stack; image-used labels go to `by_images`."""
     stack: list[tuple[int, bool]] = []  # (offset of the opening bracket, opened by "![")
     runs = _Runs(text)
     for match in _BRACKETS.finditer(text):
@@ -165,10 +175,16 @@ def _markdown(text: str) -> Iterator[Target]:
         elif token == "][" and image:
             close = text.find("]", match.end(), match.end() + 1000)
             if close != -1:
-                label = _label(text[match.end() : close]) or _label(text[opened_at + 2 : at])
+                # A full reference whose label is not defined falls back to the text as a shortcut (CommonMark).
+                shortcut = _label(text[opened_at + 2 : at])
+                label = _label(text[match.end() : close]) or shortcut
+                label = label if label in definitions else shortcut
+                by_images.add(label)
                 yield from _by_reference(definitions, label, (opened_at, close + 1))
         elif token == "]" and image and opened_at != at:
-            yield from _by_reference(definitions, _label(text[opened_at + 2 : at]), (opened_at, at + 1))
+            label = _label(text[opened_at + 2 : at])
+            by_images.add(label)
+            yield from _by_reference(definitions, label, (opened_at, at + 1))
 
 
 class _Runs:
