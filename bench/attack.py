@@ -72,7 +72,7 @@ async def _run(parts: str, tmp: Path, postgres: str | None, args: argparse.Names
         elif part == "e":
             import _attack_input
 
-            await _attack_input.attack(report, tmp)
+            await _attack_input.attack(report, tmp, postgres)
         timings[part] = time.monotonic() - start
     print("seconds per part: " + ", ".join(f"{p} {s:.1f}" for p, s in timings.items()))
 
