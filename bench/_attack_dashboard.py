@@ -193,7 +193,7 @@ def _access_cases(client: TestClient, token: str) -> list[tuple[str, bool, str]]
         "/api/reviews/rev-000000000000/approve", json={"by": "x"}, headers={"Authorization": f"Bearer {token}"}
     ).status_code
     cases.append(
-        ("a bearer-authorized POST needs no CSRF token (it reaches the handler: 404)", bearer == 404, f"HTTP {bearer}")
+        ("a bearer-authorized POST needs no CSRF token (an unknown item: 404)", bearer == 404, f"HTTP {bearer}")
     )
     return cases
 
