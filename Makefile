@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/cost_workload.py
 	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/attack.py
 
 clean:
 	rm -rf $(VENV) .keel .mypy_cache .pytest_cache .ruff_cache

@@ -197,3 +197,29 @@ def test_deciding_in_a_store_of_the_previous_schema_migrates_it(db: str):
 
     assert result.exit_code == 2 and "no review item 'rev-000000000000'" in result.output
     assert keel("review", "list", "--store", db).exit_code == 0  # migrated: the read-only list works now
+
+
+def test_review_commands_show_personal_data_and_secrets_redacted_and_keep_them_in_the_queue(db: str):
+    """Found by bench/attack.py: `keel review list|show|approve` printed a paused call's arguments and reason in
+    clear (an IBAN, a card number, an API key), while the dashboard showed the same item redacted."""
+    secrets = {"iban": "GB82 WEST 1234 5698 7654 32", "card": "4539 1488 0343 6467", "key": "AKIAZ7QW3ERTY5UIOP2A"}
+    store = SQLiteStore(db)
+    try:
+        item = ReviewQueue(store).add_sync(
+            run_id="run-1", agent="payer", reason=f"pay to {secrets['iban']}", action="pay", arguments=secrets
+        )
+    finally:
+        store.close()
+
+    shown = [
+        keel("review", "list", "--store", db),
+        keel("review", "show", item.id, "--store", db),
+        keel("review", "approve", item.id, "--by", "alice", "--note", f"ok for {secrets['card']}", "--store", db),
+        keel("review", "list", "--status", "all", "--store", db),
+    ]
+
+    for result in shown:
+        assert result.exit_code == 0, result.output
+        assert not any(value in result.output for value in secrets.values()), result.output
+    assert "[iban]" in shown[1].output and "[payment_card]" in shown[1].output
+    assert stored(db, item.id).arguments == secrets, "the queue keeps what the resumed run needs"

@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import jsonschema
@@ -219,6 +221,16 @@ def test_a_reviewer_approves_from_the_page_and_a_cross_site_post_is_refused(
     assert again.status_code == 409 and "already approved by dashboard" in again.text
 
 
+def test_deciding_an_unknown_review_item_is_a_404_like_an_unknown_run(client: TestClient) -> None:
+    """Found by bench/attack.py: an unknown id answered 409 ("could not be done"), the status of a lost decision,
+    although the API documents 404 for "no such run or review item"."""
+    headers = {"X-CSRF-Token": _csrf(client)}
+    answer = client.post("/api/reviews/rev-000000000000/approve", json={"by": "alice"}, headers=headers)
+    assert answer.status_code == 404 and "no review item 'rev-000000000000'" in answer.json()["error"]
+    page = client.post("/reviews/rev-000000000000/deny", data={"csrf": headers["X-CSRF-Token"]})
+    assert page.status_code == 404 and "Not found" in page.text
+
+
 def test_a_redirect_after_a_decision_stays_on_this_site(store: SQLiteStore, client: TestClient) -> None:
     (item,) = asyncio.run(store.list_reviews(status="pending"))
     answer = client.post(
@@ -363,3 +375,40 @@ def test_the_live_stream_announces_a_change_made_by_another_process(db: Path, st
         data = next(line for line in lines if line.startswith("data:"))
     writer.join()
     assert json.loads(data.removeprefix("data:")) > 0 and time.monotonic() - started < 5
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path: Path):
+    """A SQLite store, and a PostgreSQL one (a schema of its own) when ``KEEL_TEST_POSTGRES_URL`` names a server."""
+    if request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "nul.db")
+        yield opened
+        opened.close()
+        return
+    url = os.environ.get("KEEL_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("KEEL_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
+    import psycopg
+
+    from keel.store.postgres import PostgresStore
+
+    opened = PostgresStore(url, schema=f"keel_test_{uuid.uuid4().hex[:12]}")
+    yield opened
+    opened.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{opened.schema}" CASCADE')
+
+
+def test_a_nul_character_in_a_filter_or_an_id_is_bad_input_not_a_store_failure(any_store) -> None:
+    """Found by bench/attack.py: on PostgreSQL, ``?agent=%00`` or ``/runs/%00`` answered 503 "the store cannot be
+    read" (PostgreSQL refuses NUL in text), sending an operator to look at a healthy database."""
+    app = create_app(any_store, resume=False)
+    with TestClient(app, base_url=LOCAL) as client:
+        for query in ("agent=a%00b", "session=%00"):
+            answer = client.get(f"/api/runs?{query}")
+            assert answer.status_code == 400 and "NUL" in answer.json()["error"], query
+            assert client.get(f"/runs?{query}").status_code == 400
+        assert client.get("/api/runs/run-%00").status_code == 404
+        assert client.get("/runs/run-%00").status_code == 404
+        headers = {"X-CSRF-Token": app.state.keel.guard.csrf}
+        assert client.post("/api/reviews/rev-%00/deny", json={}, headers=headers).status_code == 404

@@ -2,16 +2,22 @@
 
 import asyncio
 import json
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from contextlib import closing
 
 import pytest
 
 from _processes import start_together
-from keel import Agent, Budget, EventKind, RunStatus, SpendLimit, tool
-from keel.cost import SpendLedger
+from keel import Agent, Budget, Event, EventKind, RunStatus, SpendLimit, tool
+from keel.cost import Reservation, SpendLedger
+from keel.cost.ledger import entry_id_for
 from keel.errors import ConfigError
-from keel.store import MemoryStore, SQLiteStore
+from keel.recovery import ProcessOwner
+from keel.store import MemoryStore, RunRecord, SQLiteStore
 from keel.testing import ScriptedModel, call, fail, reply
 
 PRICE = (1000.0, 1000.0)  # USD per million tokens: a tenth of a cent per token, so limits bite quickly
@@ -201,3 +207,56 @@ def test_agent_runs_in_four_processes_never_cross_one_ceiling_together(tmp_path)
     assert rows == workers * runs and runs_total == pytest.approx(spent)
     assert ledger_nano / 1e9 == pytest.approx(spent), "the ledger holds exactly what the runs spent"
     assert live == 0, "every reservation was settled or released"
+
+
+def _dead_owner() -> dict:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return ProcessOwner(socket.gethostname(), int(finished.stdout)).as_payload()  # that pid has exited
+
+
+async def test_a_hold_its_process_died_before_journaling_is_given_back_when_the_run_resumes() -> None:
+    """Found by bench/attack.py: a SIGKILL between the ledger's commit and the journal's left headroom held for the
+    reservation's whole TTL (10 minutes by default), although no call was ever made under it."""
+    store, limit = MemoryStore(), SpendLimit(per_hour_usd=1.0)
+    desk = agent(store, [limit])
+    started = {"agent": "desk", "task": "go", "owner": _dead_owner()}
+    run = RunRecord("run-dead", "desk", "go", desk.model.name, started_at=time.time())
+    await store.create_run(run, Event("run-dead", 1, EventKind.RUN_STARTED, payload=started))
+    # What the dead process did last: the ledger committed its hold; the budget_reserved event (seq 2) never came.
+    ledger = SpendLedger(store)
+    held = await ledger.reserve(
+        "run-dead", [(limit, "agent:desk")], 0.9, 0, ttl_s=600, entry_id=entry_id_for("run-dead", 2)
+    )
+    assert isinstance(held, Reservation)
+
+    result = await desk.resume("run-dead")
+
+    assert result.status is RunStatus.COMPLETED, result.report.reason  # the 0.9 USD held was free again
+    totals = await ledger.totals("agent:desk", "hour")
+    assert totals.reserved_usd == 0 and totals.spent_usd == pytest.approx(result.usage.cost_usd)
+
+
+async def test_a_call_journaled_but_not_settled_when_its_process_died_is_settled_at_its_cost_on_resume() -> None:
+    """Found by bench/attack.py: the ledger was settled before the journal recorded the call, so a SIGKILL in
+    between made resume charge the worst case again, past the ceiling; written the other way round, a journaled
+    call whose hold was never settled must be settled at what the journal says it cost."""
+    store, limit = MemoryStore(), SpendLimit(per_hour_usd=1.0)
+    desk = agent(store, [limit])
+    started = {"agent": "desk", "task": "go", "owner": _dead_owner()}
+    run = RunRecord("run-dead", "desk", "go", desk.model.name, started_at=time.time())
+    await store.create_run(run, Event("run-dead", 1, EventKind.RUN_STARTED, payload=started))
+    ledger, entry = SpendLedger(store), entry_id_for("run-dead", 2)
+    held = await ledger.reserve("run-dead", [(limit, "agent:desk")], 0.5, 500, ttl_s=600, entry_id=entry)
+    assert isinstance(held, Reservation)
+    reserved = {"entry_id": entry, "keys": ["agent:desk"], "usd": 0.5, "tokens": 500, "ttl_s": 600}
+    await store.append(Event("run-dead", 2, EventKind.BUDGET_RESERVED, payload=reserved))
+    answer = {"model": desk.model.name, "step": 1, "text": "ok", "tool_calls": []}
+    await store.append(
+        Event("run-dead", 3, EventKind.MODEL_CALLED, payload=answer, tokens_in=100, tokens_out=20, cost_usd=0.12)
+    )
+
+    result = await desk.resume("run-dead")
+
+    totals = await ledger.totals("agent:desk", "hour")
+    assert totals.reserved_usd == 0, "the journaled call's hold was settled, not left to expire"
+    assert totals.spent_usd == pytest.approx(result.usage.cost_usd) and totals.spent_usd < 0.5

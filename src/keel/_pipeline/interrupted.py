@@ -26,6 +26,7 @@ from keel._pipeline.run import drive_to_end
 from keel._pipeline.spend import Hold
 from keel._pipeline.state import CallOrdinals, Finish, RunSpec, RunState
 from keel._pipeline.validate import ValidCall, validate_call
+from keel.cost.ledger import SpendLedger, entry_id_for
 from keel.errors import ResumeError
 from keel.journal import Event, EventKind, Phase
 from keel.models.base import ModelResponse, ToolCall
@@ -108,13 +109,22 @@ async def _charge_lost_call(state: RunState, events: list[Event]) -> None:
     """Settle what the dead process held in the spend ledger at its worst case: it may have been spent.
 
     A model call in flight (a `budget_reserved` with tokens and no `model_called` after it) is also charged to
-    the run and journaled; a turn's paid tools hold only money, and their invocations are journaled already.
+    the run and journaled; a turn's paid tools hold only money, and their invocations are journaled already. A call
+    journaled but maybe not settled (the ledger is written after the journal) is settled at its journaled cost. A hold
+    the ledger has but the journal never recorded (the process died in between) is released: no call was made.
     """
+    if events:  # died between the ledger's commit and the journal's: nothing was called under that hold
+        await SpendLedger(state.spec.store).release_entry(entry_id_for(state.spec.run_id, events[-1].seq + 1))
     reserved = next((e for e in reversed(events) if e.kind is EventKind.BUDGET_RESERVED), None)
-    if reserved is None or any(e.kind is EventKind.MODEL_CALLED for e in events if e.seq > reserved.seq):
+    if reserved is None:
         return
     held = Hold.journaled(state.spec.store, state.spec.run_id, reserved)
     usd, tokens = held.reservation.usd, held.reservation.tokens
+    answered = next((e for e in events if e.seq > reserved.seq and e.kind is EventKind.MODEL_CALLED), None)
+    if answered is not None:
+        if tokens:  # the call was journaled, maybe not yet settled: settle it at what it cost (again is harmless)
+            await held.settle(answered.cost_usd, answered.tokens_in + answered.tokens_out)
+        return
     if tokens:
         state.usage.add_request(reserved.phase, tokens, 0, usd)
         payload = {

@@ -295,8 +295,6 @@ async def _record_response(
     price = state.current_model.price
     cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
     state.usage.add_request(state.phase, usage.input_tokens, usage.output_tokens, cost)
-    if held is not None:
-        await held.settle(cost, usage.total_tokens)
     payload: dict[str, Any] = {
         "model": state.current_model.name,
         "step": state.steps,
@@ -326,6 +324,8 @@ async def _record_response(
         cost_usd=cost,
         latency_ms=latency_ms,
     )
+    if held is not None:  # after the journal: a process dying in between leaves the cost for resume to settle
+        await held.settle(cost, usage.total_tokens)
     state.informed_by = [event.seq]
     state.messages.append(AssistantMessage(response.text, response.tool_calls))
     if response.text:
@@ -363,8 +363,6 @@ async def _failed_call(
     model = state.current_model
     cost = model.price.cost(tokens_in, tokens_out) if model.price is not None else 0.0
     state.usage.add_request(state.phase, tokens_in, tokens_out, cost)
-    if failed.held is not None:
-        await (failed.held.settle(cost, tokens_in + tokens_out) if consumed else failed.held.release())
     payload: dict[str, Any] = {
         "model": model.name,
         "step": state.steps,
@@ -387,6 +385,8 @@ async def _failed_call(
         cost_usd=cost,
         latency_ms=failed.latency_ms,
     )
+    if failed.held is not None:  # after the journal, as for an answered call
+        await (failed.held.settle(cost, tokens_in + tokens_out) if consumed else failed.held.release())
     if status is None:
         has_value = state.last_text is not None or bool(state.tool_results)
         status = RunStatus.PARTIAL if has_value else RunStatus.FAILED

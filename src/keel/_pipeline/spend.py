@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from keel._pipeline.record import record
 from keel._pipeline.state import Finish, RunState
-from keel.cost.ledger import Reservation, SpendLedger
+from keel.cost.ledger import Reservation, SpendLedger, entry_id_for
 from keel.journal import Event, EventKind
 from keel.result import RunStatus
 from keel.store.base import Store
@@ -71,7 +71,14 @@ async def hold_spend(state: RunState, usd: float, tokens: int) -> Hold | Finish 
     remaining = state.remaining_s()
     ttl_s = (remaining if remaining is not None else DEFAULT_CALL_S) + _TTL_MARGIN_S
     ledger = SpendLedger(state.spec.store)
-    held = await ledger.reserve(state.spec.run_id, limits, usd, tokens, ttl_s=max(ttl_s, _TTL_MARGIN_S))
+    held = await ledger.reserve(
+        state.spec.run_id,
+        limits,
+        usd,
+        tokens,
+        ttl_s=max(ttl_s, _TTL_MARGIN_S),
+        entry_id=entry_id_for(state.spec.run_id, state.seq + 1),  # the seq its budget_reserved event will take
+    )
     if isinstance(held, Reservation):
         hold = Hold(ledger, held)
         try:

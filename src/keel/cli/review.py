@@ -7,6 +7,7 @@ decided (here or by anyone else, in any process), is a usage error (exit 2) that
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from enum import StrEnum
 from typing import Annotated
@@ -17,7 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from keel.errors import StoreNotFoundError
+from keel.guardrails.pii import redact_pii
 from keel.guardrails.review import ReviewItem, ReviewQueue
+from keel.observe.tools import redacted_payload
 from keel.store.base import Decision, ReviewStatus
 
 from ._common import StoreOption, existing_store, keel_errors, out_console, run_async, store_flag, using_store
@@ -53,6 +56,16 @@ _WANTED: dict[Shown, ReviewStatus | None] = {
 }
 
 
+def _shown(item: ReviewItem) -> ReviewItem:
+    """`item` as a terminal may show it: its reason, arguments and note redacted (the queue keeps them whole)."""
+    return dataclasses.replace(
+        item,
+        reason=redact_pii(item.reason),
+        arguments=redacted_payload(item.arguments),
+        note=redact_pii(item.note) if item.note else item.note,
+    )
+
+
 def _status(item: ReviewItem) -> Text:
     return Text(item.status, style=_STATUS_STYLES.get(item.status, ""))
 
@@ -76,7 +89,7 @@ def _table(items: list[ReviewItem], *, decided: bool, wide: bool) -> Table:
         table.add_column("status", no_wrap=True)
         if wide:
             table.add_column("decided by", overflow="fold")
-    for item in items:
+    for item in map(_shown, items):
         created = timestamp(item.created_at)
         cells: list[str | Text] = [item.id, item.run_id]
         if wide:
@@ -137,7 +150,7 @@ def show_command(
 ) -> None:
     """Show one review item: the proposed action with its arguments, why it needs a person, and any decision."""
     with keel_errors(), using_store(store, create=False) as opened:
-        item = run_async(ReviewQueue(opened).get(review_id))
+        item = _shown(run_async(ReviewQueue(opened).get(review_id)))
         flag = store_flag(opened, store)
     text = Text.assemble((item.id, "bold"), "  ", _status(item), f"  priority {item.priority}\n")
     text.append(f"run:       {item.run_id} ({item.agent})\n")
@@ -165,6 +178,7 @@ def _decide(review_id: str, decision: Decision, by: str, note: str, store: str |
         else:
             item = run_async(queue.deny(review_id, by=by, note=note))
         flag = store_flag(opened, store)
+    item = _shown(item)
     console = out_console()
     said = f": {item.note}" if item.note else ""
     console.print(

@@ -23,7 +23,7 @@ from keel.cost.limits import WINDOW_SECONDS, Ceiling, SpendLimit, Unit, Window
 from keel.errors import ConfigError
 from keel.store.base import SpendCheck, SpendEntry, SpendTotals, Store
 
-__all__ = ["Refusal", "Reservation", "SpendLedger", "WindowTotals"]
+__all__ = ["Refusal", "Reservation", "SpendLedger", "WindowTotals", "entry_id_for"]
 
 _NANO = 1_000_000_000
 """Nano-dollars per dollar: the ledger counts money in integers so sums compare exactly with ceilings."""
@@ -95,6 +95,15 @@ class WindowTotals:
     reserved_tokens: int
 
 
+def entry_id_for(run_id: str, seq: int) -> str:
+    """The ledger entry id of the reservation a run journals as its event `seq` (``budget_reserved``).
+
+    Derived, not random, so that a reservation whose process died after the ledger committed it but before the
+    journal recorded it can still be found and given back when the run is resumed: nothing was called under it.
+    """
+    return f"spend-{run_id}-{seq}"
+
+
 class SpendLedger:
     """Reservations and settled spend in a `Store`, checked against `SpendLimit`s.
 
@@ -109,7 +118,14 @@ class SpendLedger:
         self._clock = clock
 
     async def reserve(
-        self, run_id: str, limits: Iterable[tuple[SpendLimit, str]], usd: float, tokens: int, *, ttl_s: float
+        self,
+        run_id: str,
+        limits: Iterable[tuple[SpendLimit, str]],
+        usd: float,
+        tokens: int,
+        *,
+        ttl_s: float,
+        entry_id: str | None = None,
     ) -> Reservation | Refusal:
         """Reserve `usd` and `tokens` (the worst case of what is about to be spent) under every limit's key.
 
@@ -119,6 +135,7 @@ class SpendLedger:
             usd: the most the call can cost.
             tokens: the most tokens it can use.
             ttl_s: how long the reservation holds if it is never settled or released.
+            entry_id: the reservation's id (see `entry_id_for`); a fresh random one when None.
 
         Returns:
             A `Reservation` to settle or release, or a `Refusal` naming the first limit that would be crossed
@@ -130,7 +147,7 @@ class SpendLedger:
         pairs = list(limits)
         now = self._clock()
         reservation = Reservation(
-            entry_id=f"spend-{secrets.token_hex(8)}",
+            entry_id=entry_id or f"spend-{secrets.token_hex(8)}",
             run_id=run_id,
             keys=tuple(dict.fromkeys(key for _, key in pairs)),
             ts=now,
@@ -179,6 +196,10 @@ class SpendLedger:
         """Give the reservation back: nothing was spent (the call failed before it reached the provider)."""
         if reservation.keys:
             await self.store.release_spend(reservation.entry_id)
+
+    async def release_entry(self, entry_id: str) -> None:
+        """Give back the live reservation `entry_id`, if there is one (for a hold whose process died unjournaled)."""
+        await self.store.release_spend(entry_id)
 
     async def totals(self, key: str, window: Window) -> WindowTotals:
         """Settled spend and live reservations under `key` in the rolling `window`, as of now."""

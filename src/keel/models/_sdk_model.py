@@ -20,8 +20,11 @@ import httpx2
 from keel.errors import ConfigError, ModelError
 from keel.models._provider import connection_error, ensure_requests_allowed, redact, resolve_credentials, status_error
 from keel.models.base import Model
+from keel.observe.logs import redact_provider_logs
 
 __all__ = ["SDKErrors", "SDKModel"]
+
+redact_provider_logs()  # the SDKs log request content at DEBUG: never in clear
 
 
 class _SDKClient(Protocol):

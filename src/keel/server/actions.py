@@ -21,16 +21,26 @@ from keel.guardrails.pii import redact_pii
 from keel.guardrails.review import ReviewQueue
 from keel.store.base import Decision, ReviewItem, Store
 
-__all__ = ["MAX_RESUMES", "ResumeLauncher", "ResumeStatus", "decide"]
+__all__ = ["MAX_RESUMES", "ResumeLauncher", "ResumeStatus", "UnknownReviewError", "decide"]
 
 MAX_RESUMES = 8
 """Resumptions the dashboard runs at once at most."""
 _TAIL_BYTES = 8192  # of a resumption's log read for its status
 
 
+class UnknownReviewError(ReviewError):
+    """No review item with this id: the dashboard answers 404, as for an unknown run (a lost decision is a 409)."""
+
+
 async def decide(store: Store, review_id: str, decision: Decision, *, by: str, note: str = "") -> ReviewItem:
-    """Approve or deny a pending item; `ReviewError` when unknown or already decided (naming the first decision)."""
+    """Approve or deny a pending item; `UnknownReviewError` when unknown, `ReviewError` when already decided."""
     queue = ReviewQueue(store)
+    if "\x00" in review_id:  # no id holds one, and PostgreSQL would refuse the query as a store failure
+        raise UnknownReviewError(f"no review item {review_id!r} in the store at {store.url}")
+    try:
+        await queue.get(review_id)  # an item is never deleted: once found, only a decision can make this one fail
+    except ReviewError as exc:
+        raise UnknownReviewError(str(exc)) from None
     if decision == "approved":
         return await queue.approve(review_id, by=by, note=note)
     if decision == "denied":

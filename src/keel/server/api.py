@@ -107,8 +107,17 @@ class _Endpoint:
     response: type[BaseModel] | None
     params: tuple[tuple[str, str, dict[str, Any]], ...] = field(default=())
     """(name, in, schema) of each parameter."""
+    body: dict[str, Any] | None = None
+    """The JSON schema of the request body, when it takes one."""
 
 
+_DECISION = {
+    "type": "object",
+    "properties": {
+        "by": {"type": "string", "description": "Who decides (cut to 100 characters; default: dashboard)"},
+        "note": {"type": "string", "description": "Why (cut to 2000 characters)"},
+    },
+}
 _WINDOW = ("window", "query", {"type": "string", "enum": list(WINDOWS), "default": "24h"})
 _RUN_ID = ("run_id", "path", {"type": "string"})
 _ENDPOINTS = (
@@ -160,6 +169,7 @@ _ENDPOINTS = (
         "Approve a pending review item",
         ReviewEntry,
         (("review_id", "path", {"type": "string"}),),
+        _DECISION,
     ),
     _Endpoint(
         "post",
@@ -167,6 +177,7 @@ _ENDPOINTS = (
         "Deny a pending review item",
         ReviewEntry,
         (("review_id", "path", {"type": "string"}),),
+        _DECISION,
     ),
     _Endpoint("get", "/api/agents", "Agents and their spend", AgentsPage, (_WINDOW,)),
 )
@@ -192,6 +203,8 @@ def openapi() -> dict[str, Any]:
             ],
             "responses": {"202" if e.response is None else "200": ok, **_ERRORS},
         }
+        if e.body is not None:
+            operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": e.body}}}
         if e.method == "post":
             operation["description"] = "Send `Authorization: Bearer <token>`, or the page's `X-CSRF-Token` header."
         paths.setdefault(e.path, {})[e.method] = operation

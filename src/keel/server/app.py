@@ -35,7 +35,7 @@ from keel.observe.metrics import CONTENT_TYPE, metrics_text
 from keel.store.base import Store
 from keel.store.memory import MemoryStore
 
-from .actions import ResumeLauncher
+from .actions import ResumeLauncher, UnknownReviewError
 from .api import api_routes
 from .pages import page_routes, render
 from .security import Guard, SecurityMiddleware, is_loopback
@@ -86,6 +86,7 @@ def create_app(
             Exception: _error(500),
             UnknownRunError: _error(404),
             ReviewError: _error(409),
+            UnknownReviewError: _error(404),
             ResumeError: _error(409),
             StoreError: _error(503),
         },

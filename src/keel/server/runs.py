@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keel.cli._render import event_details, event_summary
-from keel.errors import QueryError
+from keel.errors import QueryError, UnknownRunError
 from keel.journal import Event, EventKind
 from keel.observe.tools import preview, redacted_payload, tool_call_record
 from keel.observe.window import parse_duration
@@ -19,7 +19,7 @@ from keel.usage import Usage
 from .models import ReviewEntry, RunDetail, RunsPage, TraceEntry, UsageRow
 from .overview import run_summary
 
-__all__ = ["MAX_PAGE", "TRACE_PAGE", "RunFilters", "review_entry", "run_detail", "runs_page", "whole"]
+__all__ = ["MAX_PAGE", "TRACE_PAGE", "RunFilters", "plain", "review_entry", "run_detail", "runs_page", "whole"]
 
 MAX_PAGE = 200
 """Most runs one page of the list shows."""
@@ -42,8 +42,8 @@ class RunFilters:
             except ValueError:
                 accepted = ", ".join(s.value for s in RunStatus)
                 raise QueryError(f"status must be one of {accepted}; got {status!r}") from None
-        self.agent = query.get("agent") or None
-        self.session_id = query.get("session") or None
+        self.agent = plain(query.get("agent"), "agent") or None
+        self.session_id = plain(query.get("session"), "session") or None
         self.since_text = query.get("since") or None
         self.since = None if self.since_text is None else time.time() - parse_duration(self.since_text)
         self.offset = whole(query.get("offset"), "offset")
@@ -53,6 +53,13 @@ class RunFilters:
         """The filters set, as query parameters (paging links keep them)."""
         given = {"status": self.status, "agent": self.agent, "session": self.session_id, "since": self.since_text}
         return {key: str(value) for key, value in given.items() if value is not None}
+
+
+def plain(text: str | None, name: str) -> str | None:
+    """A text parameter as given; `QueryError` for a NUL character (no store can hold one: PostgreSQL refuses it)."""
+    if text is not None and "\x00" in text:
+        raise QueryError(f"{name} must not contain NUL characters")
+    return text
 
 
 def whole(text: str | None, name: str, *, default: int = 0, minimum: int = 0, maximum: int = 10**12) -> int:
@@ -88,6 +95,8 @@ async def runs_page(store: Store, filters: RunFilters) -> RunsPage:
 
 async def run_detail(store: Store, run_id: str, *, after: int = 0) -> RunDetail:
     """A run's page; `UnknownRunError` when there is no such run. The trace shows `TRACE_PAGE` events after `after`."""
+    if "\x00" in run_id:  # no run id holds one, and PostgreSQL would refuse the query as a store failure
+        raise UnknownRunError(f"no run {run_id!r} in the store at {store.url}")
     run = await store.get_run(run_id)
     journal = await store.events(run_id, limit=JOURNAL_READ)
     page = await store.events(run_id, after=after, limit=TRACE_PAGE + 1)

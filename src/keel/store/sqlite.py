@@ -97,6 +97,8 @@ class SQLiteStore:
                 target = f"{self.path.resolve().as_uri()}?mode=ro"
             conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=10.0, uri=not create)
             conn.execute("PRAGMA busy_timeout=10000")
+            if not create:
+                conn = self._readable(conn, target)
             if create:
                 conn.execute("PRAGMA journal_mode=WAL")
                 sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
@@ -109,6 +111,26 @@ class SQLiteStore:
                 "writable, or point KEEL_STORE at another file."
             ) from exc
         return conn
+
+    def _readable(self, conn: sqlite3.Connection, target: str | Path) -> sqlite3.Connection:
+        """`conn`, or, for a WAL store on a read-only disk or directory, a connection that can read it.
+
+        Reading a WAL-mode file needs its ``-shm`` file, which SQLite cannot create where nothing may be written.
+        With no ``-wal`` file beside it (no writer, nothing pending) the file is complete, and SQLite reads it as
+        immutable.
+        """
+        try:
+            conn.execute("PRAGMA user_version").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            if Path(f"{self.path}-wal").exists():
+                raise
+        conn.close()
+        immutable = sqlite3.connect(
+            f"{target}&immutable=1", isolation_level=None, check_same_thread=False, timeout=10.0, uri=True
+        )
+        immutable.execute("PRAGMA user_version").fetchone()
+        return immutable
 
     def _version(self) -> int:
         try:
