@@ -222,13 +222,18 @@ def _secret_span(text: str, keywords: list[str], curl: bool) -> tuple[int, int]:
             group = next(g for g in ("user", "auth", "header") if match.group(g))
             return match.span(group)
     values: list[tuple[int, int, str]] = []
-    for token in _TOKEN.finditer(text):
-        if _ASSIGNED_NAME.match(text, token.end()):
-            continue
+    tokens = list(_TOKEN.finditer(text))
+    for token in tokens:
+        named = _ASSIGNED_NAME.match(text, token.end()) or re.match(r"=[\"'`]", text[token.end() - 1 : token.end() + 1])
+        if named and len(tokens) > 1:
+            continue  # a name being assigned to: `KEY:`, `KEY =`, `KEY="…"`
         start, value = token.start(), token.group()
         if name := _NAME_PREFIX.match(value):  # "token=sq0atp-…": the value after the name
             start, value = start + name.end(), value[name.end() :]
         values.append((start, start + len(value), value))
+    if not values:  # every token a name: the last one is the value ("KEY: value:")
+        last = tokens[-1]
+        values.append((last.start(), last.end(), last.group()))
     keyed = [v for v in values if any(v[2].lower().startswith(k.lower()) and len(v[2]) > len(k) + 8 for k in keywords)]
     start, end, _ = max(keyed or values, key=lambda v: len(v[2]))
     return start, end
@@ -412,6 +417,12 @@ EXTRA_ITEMS: dict[str, list[tuple[str, str]]] = {
     'author = "james.fake@ymail.com",': [("email", "james.fake@ymail.com")],
     "--mail-from \"src@gmail.com\"": [("email", "src@gmail.com"), ("email", "dst@gmail.com"), ("email", "src@gmail.com")],
     "--user roger23@gmail.com:pQ9wTxu4Fg": [("email", "roger23@gmail.com")],
+    '"emailAddress":"test@example.com"': [("email", "test@example.com")],
+    "<mailgun@sandbox7dbc123bccd4314c0aae8b23599d35f5b6.mailgun.org>": [
+        ("email", "mailgun@sandbox7dbc123bccd4314c0aae8b23599d35f5b6.mailgun.org"),
+        ("email", "joe@example.com"),
+    ],
+    "user@domain.com": [("email", "user@domain.com")],
 }
 # A positive whose value is a placeholder: Keel leaves ``xxxx`` and ``EXAMPLE`` keys alone on purpose.
 PLACEHOLDER = re.compile(r"x{6,}|X{6,}|Z{6,}|EXAMPLE|1234567890AB|12345678ABCDEFH|\*{4,}", re.IGNORECASE)
@@ -450,7 +461,7 @@ def _label(sample: dict[str, Any]) -> dict[str, Any] | None:
             for kind, value in extra:
                 start = text.index(value, position)
                 position = start + 1
-                if all(i["start"] != start for i in sample["expected"]):
+                if all((i["kind"], i["start"]) != (kind, start) for i in sample["expected"]):
                     sample["expected"].append(_item(kind, text, start, start + len(value), "added"))
     for item in sample["expected"]:
         if item["kind"] is not None:

@@ -121,6 +121,10 @@ def _ip(value: str) -> str | None:
         return "not an IP address"
     if address.is_loopback or address.is_unspecified:
         return "loopback or unspecified"
+    if isinstance(address, ipaddress.IPv4Address) and str(address).startswith("255."):
+        inverted = ~int(address) & 0xFFFFFFFF
+        if inverted & (inverted + 1) == 0:
+            return "a netmask (documented as not an address)"
     return None
 
 
