@@ -12,6 +12,7 @@ library's `ipaddress` for IP addresses.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections import Counter
@@ -133,11 +134,17 @@ class PIIGuard:
 def _merge(candidates: list[tuple[PIIKind, int, int]]) -> list[tuple[PIIKind, int, int]]:
     """Overlapping spans resolved: the longest wins; a tie goes to the more specific kind (`DETECTORS` order)."""
     order = {kind: index for index, kind in enumerate(DETECTORS)}
+    starts: list[int] = []  # the kept spans are disjoint, so sorted by start they are sorted by end too
     kept: list[tuple[PIIKind, int, int]] = []
     for kind, start, end in sorted(set(candidates), key=lambda c: (c[1] - c[2], order[c[0]], c[1])):
-        if all(end <= other_start or start >= other_end for _, other_start, other_end in kept):
-            kept.append((kind, start, end))
-    return sorted(kept, key=lambda c: c[1])
+        index = bisect.bisect_left(starts, start)
+        if index > 0 and kept[index - 1][2] > start:
+            continue
+        if index < len(kept) and kept[index][1] < end:
+            continue
+        starts.insert(index, start)
+        kept.insert(index, (kind, start, end))
+    return kept
 
 
 def _redact(text: str, findings: Iterable[Finding]) -> str:

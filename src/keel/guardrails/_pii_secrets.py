@@ -1,0 +1,196 @@
+"""Secret detectors: vendor keys by prefix, credentials by context, and generated-looking strings.
+
+Vendor keys are found in two steps so the cost stays linear in the text: one pass cuts the text into
+key-like tokens, then each token is held against the vendor formats, anchored at its start. A token whose
+body is a placeholder (``ghp_xxxx…``, ``glc_1111…``) is not a secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+
+from keel.guardrails._pii_labels import Span, has_label
+
+__all__ = ["find_high_entropy", "find_secrets"]
+
+# Each format matches a whole token. The prefix says which provider issued the key.
+_VENDOR = re.compile(
+    "|".join(
+        (
+            r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",  # AWS
+            r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{22,}",  # GitHub
+            r"gl(?:pat|dt|rt|ptt|soat|oas|cbt|ffct|ft|imt|agent|rtr)-[\w-]{20,}(?:\.[\w]{9})?",  # GitLab
+            r"GR1348941[\w-]{20,}",  # GitLab runner registration
+            r"xox[abposr]-(?:\d+-){1,4}[A-Za-z0-9-]{8,}",  # Slack
+            r"xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9]{60,}|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]{20,}",
+            r"[sr]k_(?:live|test|prod)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{24,}",  # Stripe
+            r"sk-ant-(?:api|admin)\d\d-[\w-]{20,}",  # Anthropic
+            r"sk-(?:proj-|svcacct-|admin-)?[\w-]{20,}",  # OpenAI (random-looking body checked in code)
+            r"AIza[\w-]{35}",  # Google
+            r"hf_[A-Za-z0-9]{34}|api_org_[A-Za-z]{34}",  # Hugging Face
+            r"npm_[A-Za-z0-9]{36}|pypi-AgE[\w-]{50,}|rubygems_[a-f0-9]{48}",  # package registries
+            r"SG\.[\w=-]{16,}\.[\w=-]{16,}|SG\.[\w=-]{66}",  # SendGrid
+            r"(?:SK|AC)[0-9a-fA-F]{32}",  # Twilio
+            r"[0-9a-f]{32}-us\d{1,2}",  # Mailchimp
+            r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}",  # Shopify
+            r"do[opr]_v1_[a-f0-9]{64}",  # DigitalOcean
+            r"dapi[a-f0-9]{32}(?:-\d)?",  # Databricks
+            r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",  # Doppler
+            r"glc_[A-Za-z0-9+/]{32,}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",  # Grafana
+            r"hv[sb]\.[\w-]{24,}|[A-Za-z0-9]{14}\.atlasv1\.[\w=-]{60,}",  # Vault, Terraform Cloud
+            r"ops_eyJ[A-Za-z0-9+/]{40,}={0,2}|A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})(?:-[A-Z0-9]{5}){3}",
+            r"ntn_\d{11}[A-Za-z0-9]{35}|lin_api_[A-Za-z0-9]{40}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}",
+            r"pul-[a-f0-9]{40}|sntr[ysu]_[\w=+/]{40,}|AGE-SECRET-KEY-1[0-9A-Z]{58}|HRKU-[\w-]{30,}",
+            r"fo1_[\w-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{50,}={0,2}",  # Fly.io
+            r"pplx-[A-Za-z0-9]{48}|pnu_[A-Za-z0-9]{36}|rdme_[a-z0-9]{70}|ico-[A-Za-z0-9]{32}",
+            r"sgp_(?:local_)?[A-Za-z0-9_]{40,}|s-s4t2(?:ud|af)-[a-f0-9]{64}",  # Sourcegraph, 42
+            r"sq0(?:atp|csp)-[\w-]{22,}|EAAA[\w-]{60}",  # Square
+            r"AKCp[A-Za-z0-9]{69}|cmVmd[A-Za-z0-9]{59}|ATATT3[\w=-]{100,}",  # JFrog, Atlassian
+            r"dt0c01\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64}",  # Dynatrace
+            r"[\w~.-]{3}\dQ~[\w~.-]{31,34}",  # Azure AD client secret
+            r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.?[\w-]*",  # JWT
+        )
+    )
+)
+_TOKEN = re.compile(r"(?<![\w.~+/=-])[\w][\w.~+/=-]{11,}")
+_NAME_PREFIX = re.compile(r"[A-Za-z_][\w.-]{0,40}=(?=[^=])")
+_BODY = re.compile(r"^(?:[a-z]+[_-]|[A-Z0-9]{2,5}[_.-]|sk-(?:ant-)?)")
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{0,8000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY"
+    r"(?: BLOCK)?-----|(?:\s+[A-Za-z0-9+/=]{16,})+)"
+)
+_SLACK_WEBHOOK = re.compile(r"https?://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]{20,}")
+_TELEGRAM = re.compile(r"(?<![\w:])\d{8,10}:AA[\w-]{33}(?![\w-])")
+_BEARER = re.compile(r"\b(?:Bearer\s+|Authorization:\s*Basic\s+)(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
+_URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]{0,30}://(?P<value>[^\s:/@'\";]+:[^\s/@'\";]+)@")
+# A name ending in one of these words (``ETSY_API_KEY``, ``oktaApiToken``, ``"client_secret":``) then an operator.
+_ASSIGNED = re.compile(
+    r"(?:password|passwd|pwd|passphrase|secret|token|api[_ -]?key|apikey|access[_ -]?key|private[_ -]?key|"
+    r"credentials?)(?![A-Za-z0-9_])[\"']?(?:\s*(?::=|=>|\?=|[:=])\s*|\s+is\s+)[\"'`]?(?P<value>[^\s\"'`,;]{6,})",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(r"^(?:[*•<\[{%$]|x{3,})|\.{3}|…|x{4,}|X{4,}|EXAMPLE", re.IGNORECASE)
+_WORDS = re.compile(r"^[A-Za-z]+(?:[_-][A-Za-z]+)*$")
+
+
+def _is_placeholder_body(token: str) -> bool:
+    """A body of few distinct characters (``xxxx``, ``1111``) or spelled-out words is a stand-in, not a key."""
+    body = _BODY.sub("", token, count=1)
+    return len(set(body.replace("-", "").replace("_", ""))) < 6 or bool(re.search(r"x{6,}|X{6,}", body))
+
+
+def _random_enough(token: str) -> bool:
+    """OpenAI-style ``sk-`` keys mix upper case, lower case and digits; ``sk-learn-tutorial-…`` does not."""
+    return any(c.isupper() for c in token) and any(c.islower() for c in token) and any(c.isdigit() for c in token)
+
+
+def _vendor_tokens(text: str) -> Iterator[Span]:
+    for match in _TOKEN.finditer(text):
+        start, token = match.start(), match.group().rstrip(".")
+        candidates = [(start, token)]
+        if name := _NAME_PREFIX.match(token):  # "token=sq0atp-…": the value after the name
+            candidates.append((start + name.end(), token[name.end() :]))
+        for offset, candidate in candidates:
+            if not _VENDOR.fullmatch(candidate) or _is_placeholder_body(candidate):
+                continue
+            if candidate.startswith("sk-") and not candidate.startswith("sk-ant-") and not _random_enough(candidate):
+                continue
+            yield offset, offset + len(candidate)
+            break
+
+
+def find_secrets(text: str) -> Iterator[Span]:
+    """Credentials: vendor key formats, private key blocks, JWTs, Slack webhooks, Telegram bot tokens, bearer
+    and basic auth values, passwords in URLs, and values assigned to names ending in password, secret, token,
+    api key or credentials (a value of letters alone, a short count, a placeholder or a reference is not).
+    """
+    yield from _vendor_tokens(text)
+    for match in _PRIVATE_KEY.finditer(text):
+        if len(re.sub(r"-----[^-]+-----|\s", "", match.group())) >= 40:
+            yield match.span()
+    for pattern in (_SLACK_WEBHOOK, _TELEGRAM):
+        for match in pattern.finditer(text):
+            yield match.span()
+    for pattern in (_BEARER, _URL_CREDENTIALS):
+        for match in pattern.finditer(text):
+            yield match.span("value")
+    for match in _ASSIGNED.finditer(text):
+        value = match.group("value").rstrip(".")
+        if len(value) < 6 or _PLACEHOLDER.search(match.group("value")) or _WORDS.match(value) or (value.isdigit() and len(value) < 12):
+            continue
+        yield match.start("value"), match.start("value") + len(value)
+
+
+# --- high-entropy strings ------------------------------------------------------------------------------------
+
+_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/_=-])")
+_HEX = re.compile(r"^[0-9a-fA-F-]+$")
+_OBJECT_ID = re.compile(r"^[a-z]{2,6}_[A-Za-z0-9]{8,}$")
+# Base64 of a PNG, JPEG, GIF, PDF or ZIP file: content, not a credential; ``eyJ`` alone is a JSON header.
+_NOT_SECRET_BASE64 = re.compile(r"^(?:iVBORw0KGgo|/9j/|R0lGOD|JVBERi0|UEsDB|eyJ)")
+_WORD = re.compile(r"[A-Z]?[a-z]{2,}")
+_ENTROPY_ID_LABEL = re.compile(
+    r"\b(?:order|tracking|ref|reference|request|trace|span|correlation|commit|sha|hash|checksum|uuid|id)\b"
+    r"\s*(?:id|number|no\.?)?\s*[:#=]?\s*$",
+    re.IGNORECASE,
+)
+_IN_URL = re.compile(r"://\S*$")
+ENTROPY_BITS_PER_CHAR = 3.5
+"""Shannon entropy a run must reach; random base62/base64 of 24+ characters sits near 4.2, prose near 3."""
+CLASS_SWITCH_RATIO = 0.35
+"""Share of neighbouring letters and digits of different classes (upper, lower, digit) a run must reach.
+Random base62/base64 switches 0.62 of the time on average (fewer than 0.5% of 24-character strings fall
+below 0.35); camelCase, snake_case and kebab-case identifiers built from words stay at or below 0.33."""
+WORDY_SHARE = 0.7
+"""Share of a run inside word-like segments (``Word``, ``word``) at which it reads as words when letters are
+also at least 25% vowels: true of 99.97% of identifiers made of English words, of 0.23% of random base62."""
+
+
+def _char_class(char: str) -> int:
+    return 0 if char.isupper() else 1 if char.islower() else 2
+
+
+def _looks_like_words(run: str) -> bool:
+    """Mostly word-like segments with a vowel share of prose: ``ThisIsAVeryLongName2``, not ``Xk9mQ2pLr7``."""
+    letters = [c for c in run if c.isalpha()]
+    vowels = sum(c in "aeiouAEIOU" for c in letters)
+    in_words = sum(len(word) for word in _WORD.findall(run))
+    return in_words >= WORDY_SHARE * len(run) and vowels >= 0.25 * len(letters)
+
+
+def _looks_random(run: str) -> bool:
+    """Mixed classes, high entropy and frequent class switches: what generated secrets have and words lack."""
+    has_upper = any(c.isupper() for c in run)
+    has_lower = any(c.islower() for c in run)
+    if not any(c.isdigit() for c in run) or not (has_upper or has_lower):
+        return False
+    if not (has_upper and has_lower) and len(run) < 32:
+        return False
+    counts = Counter(run)
+    entropy = -sum(n / len(run) * math.log2(n / len(run)) for n in counts.values())
+    # Separators do not count: "how-to-reset-2024" switches at every dash but is words.
+    chars = [c for c in run if c.isalnum()]
+    switches = sum(_char_class(a) != _char_class(b) for a, b in zip(chars, chars[1:], strict=False))
+    if entropy < ENTROPY_BITS_PER_CHAR or switches / (len(chars) - 1) < CLASS_SWITCH_RATIO:
+        return False
+    return not _looks_like_words(run)
+
+
+def find_high_entropy(text: str) -> Iterator[Span]:
+    """Runs of 24+ base64/base62 characters that look generated: likely secrets of a vendor we do not know.
+
+    Hex-only runs (git SHAs, checksums, UUIDs), ``prefix_…`` object ids (``cus_…``, ``pi_…``), base64 of
+    common file formats and the path of a URL are left alone, as are runs
+    labelled as an id ("request id", "commit", "tracking").
+    """
+    for match in _RUN.finditer(text):
+        run = match.group().rstrip("=")
+        if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run):
+            continue
+        if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _IN_URL, 200):
+            continue
+        if _looks_random(run):
+            yield match.span()
