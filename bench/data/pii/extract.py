@@ -13,8 +13,8 @@ import argparse
 import ast
 import hashlib
 import json
-import re
 import random
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,7 +150,9 @@ def presidio_samples(git_dir: Path) -> Iterator[dict[str, Any]]:
                 items = [_item(None, text, s, e, entity) for s, e in positions]
             else:
                 entities = case.get("entities") or [entity] * len(positions)
-                items = [_item(ENTITY_KIND[ent], text, s, e, ent) for ent, (s, e) in zip(entities, positions)]
+                items = [
+                    _item(ENTITY_KIND[ent], text, s, e, ent) for ent, (s, e) in zip(entities, positions, strict=False)
+                ]
             yield {"source": f"microsoft/presidio:{path}", "text": text, "expected": items}
 
 
@@ -168,8 +170,13 @@ def presidio_research_samples(git_dir: Path) -> Iterator[dict[str, Any]]:
     for record in records:
         text = record["full_text"]
         items = [
-            _item(ENTITY_KIND.get(span["entity_type"]), text, span["start_position"], span["end_position"],
-                  span["entity_type"])
+            _item(
+                ENTITY_KIND.get(span["entity_type"]),
+                text,
+                span["start_position"],
+                span["end_position"],
+                span["entity_type"],
+            )
             for span in record["spans"]
         ]
         yield {"source": f"microsoft/presidio-research:{path}", "text": text, "expected": items}
@@ -189,7 +196,9 @@ def detect_secrets_samples(git_dir: Path) -> Iterator[dict[str, Any]]:
             yield {"source": f"Yelp/detect-secrets:{path}", "text": payload, "expected": items, "token": True}
 
 
-_GO_LIST = re.compile(r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\{|append\(tps,)[ \t]*$(?P<body>.*?)^\s*[})]", re.S | re.M)
+_GO_LIST = re.compile(
+    r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\{|append\(tps,)[ \t]*$(?P<body>.*?)^\s*[})]", re.S | re.M
+)
 _GO_STRING = re.compile(r'^\s*(?:`(?P<raw>[^`]*)`|"(?P<quoted>(?:[^"\\]|\\.)*)"),\s*(?://.*)?$', re.M)
 _KEYWORDS = re.compile(r"Keywords:\s*\[\]string\{(?P<body>[^}]*)\}")
 _CURL_SECRET = re.compile(
@@ -244,7 +253,9 @@ def gitleaks_samples(git_dir: Path) -> Iterator[dict[str, Any]]:
     commit = COMMITS["gitleaks/gitleaks"]
     listing = subprocess.run(
         ["git", "--git-dir", str(git_dir), "ls-tree", "--name-only", f"{commit}:cmd/generate/config/rules"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     for name in sorted(n for n in listing if n.endswith(".go")):
         path = f"cmd/generate/config/rules/{name}"
@@ -293,8 +304,11 @@ def _expand_class(spec: str) -> str:
         if char == "\\" and index + 1 < len(spec):
             escaped = spec[index + 1]
             chars.extend(
-                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_" if escaped == "w" else
-                "0123456789" if escaped == "d" else escaped
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                if escaped == "w"
+                else "0123456789"
+                if escaped == "d"
+                else escaped
             )
             index += 2
         elif index + 2 < len(spec) and spec[index + 1] == "-":
@@ -398,24 +412,57 @@ def _generated_samples(source: str, path: str, provider: str) -> Iterator[dict[s
 # vendor's format still leaks, a public example key is still a key) or random strings nobody can call:
 # left out rather than counted either way. Matched as substrings.
 AMBIGUOUS_NEGATIVES = (
-    "sk-ant-api03-abc123xyz", "sk-ant-admin01-abc123xyz", "AIzaSy", "AIzaTesb6", "AIzayDNSX",
-    "GWw4hjABFzZCGiRpmlDyDdo87", "CloudFront-Signature", "USK@u2vn3Lh6Kte2", "gAAAAABdHkoqb9", "6wqX6fNUXA/",
-    "B9mTcFSck2LzJO2S3ols63", "rA1wk0Y45YCufyfq", "5cb4a5f04cd412fe", "acdeFf05b1a6d4c89", "0023452Lllk2Kqj",
-    "sgp_", "BcAeb6640ad7DAD46", "3Kof2VffNQ0QgYIhXUPJ", "AbCeFG123", "3012a5754bbd716926f99c028f7ea428-us18",
-    "T4BlbkFJ", "bot110201543:", "foo:AAH1bjq", "pypi-AgEIcHlwaS5vcmcCJDU3OTM1MjliLWIyYTYtNDEwOC05NzRkLTM0MjNiNmEwNWIzYgACF1sxLFsibWluaW1h",
-    "MZ1yGvKTj", "PZ1yGvKTj", "MTAyOTQ4MTN5OTU5MTDwMEcxNg0", "SG.ngeVfQFYQlKU0ufo8x5d1A..", "AG.ngeVfQFYQlKU0ufo8x5d1A",
-    "glsoat-PREfix_helloworld380_testin_pretty_long_token_long_", "GR1348941PREfix_helloworld380_testin_pretty_long_token_long_",
-    "glptt-Need5_T00-be-exactly-40-chars--ELse_failing", "glimt-my-tokens_are-correctAB", "gloas-checking_Length-Is-",
-    "9276a43e2951aa46e2b1c33ED38357DB", "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV", "glpat-hellOWorld380 testin",
-    "glpat_hellOworld380_testin", "gldt-seems_too000Sshorty", "GR1348941helloWord0", "glagent-hellOworld380_testin",
-    "glptt-hellOworld380_testin", "sk-proj-Xi8tdMjHV6pmbBbwilTeT4", "eyJhbasdGciOiJIUaddasd",
+    "sk-ant-api03-abc123xyz",
+    "sk-ant-admin01-abc123xyz",
+    "AIzaSy",
+    "AIzaTesb6",
+    "AIzayDNSX",
+    "GWw4hjABFzZCGiRpmlDyDdo87",
+    "CloudFront-Signature",
+    "USK@u2vn3Lh6Kte2",
+    "gAAAAABdHkoqb9",
+    "6wqX6fNUXA/",
+    "B9mTcFSck2LzJO2S3ols63",
+    "rA1wk0Y45YCufyfq",
+    "5cb4a5f04cd412fe",
+    "acdeFf05b1a6d4c89",
+    "0023452Lllk2Kqj",
+    "sgp_",
+    "BcAeb6640ad7DAD46",
+    "3Kof2VffNQ0QgYIhXUPJ",
+    "AbCeFG123",
+    "3012a5754bbd716926f99c028f7ea428-us18",
+    "T4BlbkFJ",
+    "bot110201543:",
+    "foo:AAH1bjq",
+    "pypi-AgEIcHlwaS5vcmcCJDU3OTM1MjliLWIyYTYtNDEwOC05NzRkLTM0MjNiNmEwNWIzYgACF1sxLFsibWluaW1h",
+    "MZ1yGvKTj",
+    "PZ1yGvKTj",
+    "MTAyOTQ4MTN5OTU5MTDwMEcxNg0",
+    "SG.ngeVfQFYQlKU0ufo8x5d1A..",
+    "AG.ngeVfQFYQlKU0ufo8x5d1A",
+    "glsoat-PREfix_helloworld380_testin_pretty_long_token_long_",
+    "GR1348941PREfix_helloworld380_testin_pretty_long_token_long_",
+    "glptt-Need5_T00-be-exactly-40-chars--ELse_failing",
+    "glimt-my-tokens_are-correctAB",
+    "gloas-checking_Length-Is-",
+    "9276a43e2951aa46e2b1c33ED38357DB",
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV",
+    "glpat-hellOWorld380 testin",
+    "glpat_hellOworld380_testin",
+    "gldt-seems_too000Sshorty",
+    "GR1348941helloWord0",
+    "glagent-hellOworld380_testin",
+    "glptt-hellOworld380_testin",
+    "sk-proj-Xi8tdMjHV6pmbBbwilTeT4",
+    "eyJhbasdGciOiJIUaddasd",
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ.eyJzdWIi",
 )
 # Items the source did not label because its test was about another kind.
 EXTRA_ITEMS: dict[str, list[tuple[str, str]]] = {
     "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": [("secret", "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")],
     'author = "james.fake@ymail.com",': [("email", "james.fake@ymail.com")],
-    "--mail-from \"src@gmail.com\"": [("email", "src@gmail.com"), ("email", "dst@gmail.com"), ("email", "src@gmail.com")],
+    '--mail-from "src@gmail.com"': [("email", "src@gmail.com"), ("email", "dst@gmail.com"), ("email", "src@gmail.com")],
     "--user roger23@gmail.com:pQ9wTxu4Fg": [("email", "roger23@gmail.com")],
     '"emailAddress":"test@example.com"': [("email", "test@example.com")],
     "<mailgun@sandbox7dbc123bccd4314c0aae8b23599d35f5b6.mailgun.org>": [

@@ -48,14 +48,15 @@ def invisible(char: str) -> bool:
 COMMENT: Final = re.compile(r"<!--(.*?)(?:-->|$)", re.DOTALL)
 """An HTML comment (or one left open to the end of the text)."""
 CSS_HIDDEN: Final = re.compile(
-    r"<(\w+)\b[^>]*?(?:style\s*=\s*[\"'][^\"']*?(?:display\s*:\s*none|visibility\s*:\s*hidden|"
+    r"<(\w+)\b[^>]{0,400}?(?:style\s*=\s*[\"'][^\"']{0,400}?(?:display\s*:\s*none|visibility\s*:\s*hidden|"
     r"font-size\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?=;|[\"'])|opacity\s*:\s*0(?:\.0+)?\s*(?=;|[\"'])|"
     r"color\s*:\s*(?:#fff(?:fff)?|white|transparent)\b|(?:left|top|text-indent)\s*:\s*-\d{3,}px)"
-    r"[^\"']*[\"']|\shidden(?=[\s>=/]))[^>]*>(.*?)</\1\s*>",
+    r"[^\"']{0,400}[\"']|\shidden(?=[\s>=/]))[^>]{0,400}>(.{0,4000}?)</\1\s*>",
     re.IGNORECASE | re.DOTALL,
 )
 """An element that a browser does not show: ``display:none``, zero size or opacity, white text, far off-screen,
-or the ``hidden`` attribute."""
+or the ``hidden`` attribute. Every part is bounded (attributes 400 characters, content 4,000) so that unclosed
+tags cannot make the search quadratic: each match attempt reads a bounded window."""
 BASE64: Final = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/_=-])")
 """A run of at least 24 base64 characters (standard or URL-safe alphabet)."""
 TOOL_KEY: Final = re.compile(

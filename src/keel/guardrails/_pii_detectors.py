@@ -62,8 +62,10 @@ def find_emails(text: str) -> Iterator[Span]:
 
 
 def find_phones(text: str, region: str = "US") -> Iterator[Span]:
-    """Numbers valid in `region`'s national format or in international ``+CC`` format, and phone-shaped numbers
-    right after a phone label ("Phone:", "call me on", "mobile"), valid in a numbering plan or not.
+    """Numbers valid in `region`'s national or the international format, or phone-shaped after a phone label.
+
+    Phone-shaped numbers count right after a phone label ("Phone:", "call me on", "mobile"), valid in a numbering
+    plan or not.
 
     ``Leniency.VALID`` checks each number against the numbering plan of its country and refuses matches glued
     to letters, so ids such as ``A-1002`` and tracking numbers such as ``JD0146…`` do not match; dates and
@@ -79,13 +81,13 @@ def find_phones(text: str, region: str = "US") -> Iterator[Span]:
             continue  # glued to an id's prefix: "A-2125550123"
         found.append((match.start, match.end))
         yield match.start, match.end
-    for match in _PHONE_SHAPE.finditer(text):
-        if not 7 <= sum(c.isdigit() for c in match.group()) <= 15 or _NOT_PHONE.fullmatch(match.group()):
+    for shape in _PHONE_SHAPE.finditer(text):
+        if not 7 <= sum(c.isdigit() for c in shape.group()) <= 15 or _NOT_PHONE.fullmatch(shape.group()):
             continue
-        if any(start < match.end() and match.start() < end for start, end in found):
+        if any(start < shape.end() and shape.start() < end for start, end in found):
             continue
-        if _has_label(text, match.start(), _PHONE_LABEL) and not _has_label(text, match.start(), _ID_LABEL):
-            yield match.span()
+        if _has_label(text, shape.start(), _PHONE_LABEL) and not _has_label(text, shape.start(), _ID_LABEL):
+            yield shape.span()
 
 
 _PHONE_LABEL = re.compile(
@@ -105,7 +107,9 @@ _CARD = re.compile(r"(?<![\w-])\d{1,19}+(?:[ -]\d{1,19}+)*+(?![\w-])")
 _CARD_LABEL = re.compile(
     r"\b(?:order|invoice|tracking|shipment|parcel|serial|imei|ref|reference|ticket)\b\D{0,12}$", re.IGNORECASE
 )
-_CARD_WORD = re.compile(r"(?<!gift )(?<!loyalty )\b(?:card|cc|credit|debit|visa|mastercard|amex|jcb|diners|maestro)\b", re.IGNORECASE)
+_CARD_WORD = re.compile(
+    r"(?<!gift )(?<!loyalty )\b(?:card|cc|credit|debit|visa|mastercard|amex|jcb|diners|maestro)\b", re.IGNORECASE
+)
 # (lowest prefix, highest prefix, allowed lengths): the issuer ranges of the major networks.
 _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
     (4, 4, frozenset({13, 16, 19})),  # Visa
@@ -191,7 +195,9 @@ _LAST_GROUP = re.compile(r"[ -][A-Za-z0-9]*$")
 
 
 def find_ibans(text: str) -> Iterator[Span]:
-    """IBANs, compact or in groups of four (spaces or dashes), any case, whose country format and mod-97 check digits are valid.
+    """IBANs, compact or in groups of four (spaces or dashes), any case.
+
+    The country format and the mod-97 check digits must be valid.
 
     The pattern may swallow the words that follow ("… 0130 00 EUR"), so trailing groups are dropped until
     the rest validates, and the search goes on after the IBAN found, not after what the pattern swallowed.

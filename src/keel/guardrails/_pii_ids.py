@@ -61,7 +61,12 @@ def _is_hetu(value: str) -> bool:
     """Finnish henkilötunnus, with the century signs of 2023 (``-YXWVU`` 1900s, ``ABCDEF`` 2000s)."""
     day, month = int(value[:2]), int(value[2:4])
     serial = int(value[7:10])
-    return 1 <= day <= 31 and 1 <= month <= 12 and serial >= 2 and _HETU_CHECK[int(value[:6] + value[7:10]) % 31] == value[10]
+    return (
+        1 <= day <= 31
+        and 1 <= month <= 12
+        and serial >= 2
+        and _HETU_CHECK[int(value[:6] + value[7:10]) % 31] == value[10]
+    )
 
 
 def _is_steuer_id(digits: str) -> bool:

@@ -103,9 +103,10 @@ def _vendor_tokens(text: str) -> Iterator[Span]:
 
 
 def find_secrets(text: str) -> Iterator[Span]:
-    """Credentials: vendor key formats, private key blocks, JWTs, Slack webhooks, Telegram bot tokens, bearer
-    and basic auth values, passwords in URLs, and values assigned to names ending in password, secret, token,
-    api key or credentials (a value of letters alone, a short count, a placeholder or a reference is not).
+    """Credentials: vendor key formats, private key blocks, JWTs and the other credential shapes below.
+
+    Slack webhooks, Telegram bot tokens, bearer and basic auth values, passwords in URLs, and values assigned to
+    names ending in password, secret, token, api key or credentials (a value of letters alone, a short count, a placeholder or a reference is not).
     """
     yield from _vendor_tokens(text)
     for match in _PRIVATE_KEY.finditer(text):
@@ -119,7 +120,12 @@ def find_secrets(text: str) -> Iterator[Span]:
             yield match.span("value")
     for match in _ASSIGNED.finditer(text):
         value = match.group("value").rstrip(".")
-        if len(value) < 6 or _PLACEHOLDER.search(match.group("value")) or _WORDS.match(value) or (value.isdigit() and len(value) < 12):
+        if (
+            len(value) < 6
+            or _PLACEHOLDER.search(match.group("value"))
+            or _WORDS.match(value)
+            or (value.isdigit() and len(value) < 12)
+        ):
             continue
         yield match.start("value"), match.start("value") + len(value)
 
