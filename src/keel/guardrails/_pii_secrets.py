@@ -106,7 +106,8 @@ def find_secrets(text: str) -> Iterator[Span]:
     """Credentials: vendor key formats, private key blocks, JWTs and the other credential shapes below.
 
     Slack webhooks, Telegram bot tokens, bearer and basic auth values, passwords in URLs, and values assigned to
-    names ending in password, secret, token, api key or credentials (a value of letters alone, a short count, a placeholder or a reference is not).
+    names ending in password, secret, token, api key or credentials (a value of letters alone, a short count,
+    a placeholder or a reference is not).
     """
     yield from _vendor_tokens(text)
     for match in _PRIVATE_KEY.finditer(text):
