@@ -12,7 +12,7 @@ Span = tuple[int, int]
 ID_LABEL = re.compile(
     r"(?:\b(?:order|invoice|ref|reference|tracking|shipment|parcel|ticket|case|sku|serial|confirmation|"
     r"booking|timestamp|imei|po|id|rma|account|acct|customer|member|policy|transaction)\b\s*"
-    r"(?:number|num|no\.?|id)?\s*[:#]?\s*|#\s*)$",
+    r"(?:number|num|no\.?|id)?\s*(?:is\s+|was\s+)?[:#]?\s*|#\s*)$",
     re.IGNORECASE,
 )
 """A label right before a number that makes it an identifier, not a phone or card number."""
