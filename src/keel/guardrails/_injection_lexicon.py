@@ -24,24 +24,32 @@ class Rule:
     """Its contribution to the score: 1.0 blocks alone at the default threshold, 0.5 needs company."""
     pattern: re.Pattern[str]
     """Matched against the folded (lower-case) view of the text."""
+    data_only: bool = False
+    """Counted only in data (tool output), not in what the user types: "add a tip to your answer" is a user's
+    request, the same words in an email are an instruction planted for whoever reads it."""
 
 
 FLAGS = re.IGNORECASE | re.MULTILINE
 
 # A clause that addresses someone in the imperative: the start of the text, a line or a sentence, or an
 # explicit "please" / "you must" / "I want you to". "I want to act as the account owner" does not qualify.
+# The whitespace after the anchor is bounded: an open ``\s*`` there made runs of blank lines quadratic.
 LEAD = (
-    r"(?:(?:^|(?<=[.!?:;\n\"'(\[]))\s*|\b(?:please|now|then|and|also|you\s+(?:will|must|should|shall|now|"
+    r"(?:(?:^|(?<=[.!?:;\n\"'(\[]))\s{0,16}|\b(?:please|now|then|and|also|you\s+(?:will|must|should|shall|now|"
     r"need\s+to|have\s+to|are\s+to|are\s+going\s+to)|i\s+(?:want|need)\s+you\s+to|from\s+now\s+on,?)\s+)"
 )
-MODEL = r"(?:ai|a\.i\.|assistant|llm|large\s+language\s+model|language\s+model|chat\s*bot|chatgpt|gpt|claude|copilot)"
+MODEL = (
+    r"(?:ai|a\.i\.|(?:chat\s+|ai\s+)?assistant|llm|large\s+language\s+model|language\s+model|chat\s*bot|chatgpt|"
+    r"gpt|claude|copilot)"
+)
 POINTER = (
     r"(?:all|any|every|your|previous|prior|preceding|above|earlier|initial|original|system|developer|safety|"
     r"existing|former|old)"
 )
 GAP = (
     r"(?:the|all|any|every|each|your|previous|prior|preceding|above|earlier|initial|original|system|developer|"
-    r"safety|existing|former|old|of|these|those|other|given|current|and|foregoing|above-mentioned|hidden|"
+    r"safety|existing|former|old|of|these|those|other|given|current|and|or|foregoing|above-mentioned|hidden|"
+    r"following|subsequent|"
     r"default|standard|core|built-in|internal)"
 )
 RULE_NOUN = (
@@ -63,5 +71,5 @@ IGNORE_INSTRUCTIONS = "".join(
 VERB_CALL = r"(?:call|invoke|execute|trigger)"
 
 
-def rule(rule_id: str, kind: str, weight: float, pattern: str) -> Rule:
-    return Rule(rule_id, kind, weight, re.compile(pattern, FLAGS))
+def rule(rule_id: str, kind: str, weight: float, pattern: str, *, data_only: bool = False) -> Rule:
+    return Rule(rule_id, kind, weight, re.compile(pattern, FLAGS), data_only)

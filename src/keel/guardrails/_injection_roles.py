@@ -60,7 +60,7 @@ RULES: Final[tuple[Rule, ...]] = (
         r"(?:^|(?<=>))[\s>*#\[(]*(?:system|developer)\s*[\])]?\s*:\s*(?=[^\n]{0,160}\b(?:you|your|ignore|disregard|"
         r"must|always|never|instructions?|respond|reply|call|invoke|execute|approve|refund|from\s+now\s+on|tell|say|"
         r"state|the\s+user|assistant)\b)|\[(?:system|developer)\]\s*:"
-        r"|\b(?:system|developer)\s+(?:prompt|override|instructions?)\s*:|\b(?:system|admin)\s+override\b",
+        r"|\b(?:system|developer)\s+(?:prompt|override|instructions?)\s*:|\b(?:system|admin|administrator)\s+override\b",
     ),
     rule(
         "fake_turn",
@@ -140,8 +140,9 @@ RULES: Final[tuple[Rule, ...]] = (
         LEAD + VERB_CALL + r"\s+(?:the\s+|your\s+|this\s+)?[\w.\-`'\"]+(?:\s+[\w\-]+){0,2}?\s+"
         r"(?:tool|function|action|api|endpoint)\b"
         r"|\b" + VERB_CALL + r"\s+(?:the\s+)?[`'\"]?[a-z][a-z0-9]*(?:_[a-z0-9]+)+[`'\"]?(?:\(|\s|$|[.,;:!])"
-        # "call refund(order_id='A-1001')": code-style calls with arguments ("call me (555) …" has none)
-        r"|\b(?:call|invoke|execute|trigger|run)\s+[`'\"]?[a-z_][\w.]*\s*\(\s*(?:\)|[\w]+\s*[=:]|['\"{])",
+        # "call refund(order_id='A-1001')": code-style calls with arguments ("call me (555) …" has none, and an
+        # empty "call numpy()" is how error messages and docs name a method)
+        r"|\b(?:call|invoke|execute|trigger|run)\s+[`'\"]?[a-z_][\w.]*\s*\(\s*(?:[\w]+\s*[=:]|['\"{])",
     ),
     rule(
         "use_the_tool",

@@ -56,6 +56,7 @@ class _Signal:
     rule: str
     weight: float
     finding: Finding
+    data_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class InjectionScreen:
         """Screen `text`; from the user (``context.origin == "input"``), asking for a tool is not suspicious."""
         signals = _scan(text, depth=0)
         if context.origin == "input":  # the user is the principal: "call the refund tool" is a request, not coercion
-            signals = [signal for signal in signals if signal.finding.kind != "tool_coercion"]
+            signals = [s for s in signals if s.finding.kind != "tool_coercion" and not s.data_only]
         best: dict[str, float] = {}
         for signal in signals:
             best[signal.rule] = max(best.get(signal.rule, 0.0), signal.weight)
@@ -139,7 +140,7 @@ def _scan(text: str, depth: int) -> list[_Signal]:
             if match.end() == match.start():
                 continue
             start, end = _original_span(origin, match.start(), match.end())
-            signals.append(_Signal(rule.id, rule.weight, _finding(rule.kind, text, start, end)))
+            signals.append(_Signal(rule.id, rule.weight, _finding(rule.kind, text, start, end), rule.data_only))
     signals += _hidden_markup(text, signals)
     signals += _json_tool_calls(text)
     if depth < _MAX_DEPTH:
