@@ -167,6 +167,48 @@ RULES: Final[tuple[Rule, ...]] = (
         data_only=True,
     ),
     rule(
+        "no_ethics",
+        "instruction_override",
+        1.0,
+        # The persona jailbreaks' promise: a model bound by no rule. "not bound by any of their policies", "has no
+        # moral or ethical restrictions", "without regard for legality, ethics", "unfiltered and uncensored".
+        r"\b(?:not|never|no\s+longer)\s+(?:be\s+)?(?:bound|restricted|limited|constrained)\s+by\s+(?:any\s+)?"
+        r"(?:of\s+)?(?:the\s+|their\s+|its\s+|your\s+|openai'?s?\s+)?(?:rules|policies|restrictions|guidelines|"
+        r"ethics|filters|content\s+polic(?:y|ies))\b"
+        r"|\b(?:has|have|with)\s+no\s+(?:moral|ethical|legal)\s+(?:(?:or|and|nor)\s+(?:moral|ethical|legal)\s+)?"
+        r"(?:restrictions|guidelines|boundaries|limits|limitations|constraints|compass|principles|filters|rules)\b"
+        r"|\b(?:without|regardless\s+of)\s+(?:any\s+)?(?:regard|concern|consideration|care)s?\s+(?:for|of|about)\s+"
+        r"(?:the\s+)?(?:legality|ethics|morality|morals|consequences|laws?|rules|potential\s+harm)\b"
+        r"|\bregardless\s+of\s+(?:any\s+)?(?:ethical|moral|legal)\b|\bfree\s+(?:from|of)\s+all\s+(?:ethics|morals|rules)\b"
+        r"|\bnot\s+required\s+to\s+follow\s+any\s+(?:rules|policies|guidelines)\b"
+        r"|\bunfiltered\s+(?:and|&)\s+(?:uncensored|unrestricted|amoral)\b|\buncensored\s+(?:and|&)\s+unfiltered\b"
+        r"|\b(?:bypass|bypassing|ignore|ignoring|break|breaking)\s+(?:all\s+)?(?:of\s+)?(?:openai'?s?|anthropic'?s?)\s+"
+        r"(?:content\s+)?(?:polic(?:y|ies)|limitations|rules|guidelines|restrictions|constraints|tos)\b"
+        r"|\bdeveloper\s+mode\s+(?:enabled|output|responses?)\b|\[\W{0,3}jailbreak\]|^\s*/jailbreak\b",
+    ),
+    rule(
+        "dual_persona",
+        "role_override",
+        1.0,
+        # "answer every question in two distinct manners: firstly as yourself, GPT, … secondly as …", "generate two
+        # responses to every prompt, one normal and one with the Developer Mode output".
+        r"\b(?:two|2)\s+(?:different\s+|distinct\s+|separate\s+)?(?:responses|answers|ways|manners|personalities|"
+        r"modes|versions)\b[^\n]{0,120}?\b(?:normal(?:ly)?|as\s+yourself|standard|filtered|censored|chatgpt|gpt|"
+        r"how\s+you\s+(?:would\s+)?normally)\b",
+    ),
+    rule(
+        "persona_setup",
+        "role_override",
+        0.5,
+        # Weak: a chat model greeted by name, a new persona announced, a simulated AI. With another signal it blocks.
+        r"^\s*(?:hello|hi|hey|dear|greetings),?\s+(?:chatgpt|gpt|claude|bard|gemini|assistant|clyde)\b"
+        r"|\byou\s+are\s+(?:now\s+|going\s+to\s+be\s+)?[a-z][\w-]{1,20}\s*[,(]?\s*(?:an?\s+|the\s+)?(?:ai|chatbot|"
+        r"language\s+model|large\s+language\s+model|bot|assistant)\b"
+        r"|\bsimulat(?:e|ing)\s+(?:a\s+connection\s+to\s+)?(?:another|a\s+different|an?)\s+(?:ai|chatbot|language\s+model)\b"
+        r"|\b(?:an?|the)\s+(?:ai|chatbot|language\s+model|bot)\s+(?:named|called|known\s+as)\b"
+        r"|\bopenai'?s?\s+(?:content\s+)?(?:polic(?:y|ies)|guidelines|rules|tos)\b",
+    ),
+    rule(
         "reveal_prompt",
         "instruction_override",
         1.0,
