@@ -54,7 +54,7 @@ GAP = (
 )
 RULE_NOUN = (
     r"(?:instructions?|prompts?|rules|directions|directives?|guidelines|guidance|guardrails|constraints|"
-    r"restrictions|polic(?:y|ies)|programming|commands|context|text|system\s+message)"
+    r"restrictions|polic(?:y|ies)|programming|prompting|commands|context|text|system\s+message)"
 )
 # "ignore all previous instructions", "disregard your rules", "forget the above instructions". Only words from a
 # closed list may stand between verb and noun, one of them pointing at the model's context: "ignore the

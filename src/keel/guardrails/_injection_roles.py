@@ -19,7 +19,8 @@ RULES: Final[tuple[Rule, ...]] = (
         r"\byou\s+are\s+now\s+(?:an?\s+)?(?:(?:unrestricted|unfiltered|uncensored|jailbroken|evil|rogue|dan|stan)\b"
         r"|in\s+(?:developer|dev|god|admin|debug|sudo|jailbreak|unrestricted|maintenance|test)\s+mode"
         r"|(?:a\s+|an\s+)?(?:different|new|other)\s+" + MODEL + r"|" + MODEL + r"\b"
-        r"|\w+\s+(?:that|who|which)\s+(?:ignores|has\s+no|does\s+not|doesn'?t|never|must))"
+        r"|\w+\s+(?:that|who|which)\s+(?:ignores|has\s+no|does\s+not|doesn'?t|never|must)"
+        r"|(?:an?\s+)?[\w-]{1,20}\s+(?:bot|chatbot|ai)\b)"
         r"|\byou\s+are\s+no\s+longer\s+(?:bound|restricted|limited|governed|subject|required\s+to\s+follow|"
         r"following|an?\s+" + MODEL + r")",
     ),
@@ -67,7 +68,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "role_override",
         0.5,
         r"(?:^|(?<=>))[\s>*#\[(]*(?:assistant|ai|user|human|model)\s*[\])]?\s*:\s*(?=[^\n]{0,160}\b(?:you|your|"
-        r"ignore|disregard|must|always|never|instructions?|respond|call|invoke|execute|approve|refund|sure|tell|say|"
+        r"ignore|disregard|must|always|never|instructions?|respond|call|invoke|execute|approve|refund|sure|tell|say|repeat|"
         r"verified|proceed)\b)|\bsystem\s+message\s*:",
     ),
     rule(
@@ -81,9 +82,10 @@ RULES: Final[tuple[Rule, ...]] = (
         "human_assistant_turns",
         "role_override",
         1.0,
-        # The "\n\nHuman: … \n\nAssistant:" prompt format; people's transcripts name people ("Agent:", "Dana:").
+        # The "\n\nHuman: … \n\nAssistant:" prompt format, and an "Assistant:" turn answered by "User:" (garak's
+        # planted follow-ups); people's transcripts name people ("Agent:", "Dana:").
         r"^\s*human\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*assistant\s*:|^\s*assistant\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*"
-        r"human\s*:",
+        r"(?:human|user)\s*:",
     ),
     rule(
         "prompt_section_tag",
