@@ -185,7 +185,7 @@ RULES: Final[tuple[Rule, ...]] = (
         r"|\bunfiltered\s+(?:and|&)\s+(?:uncensored|unrestricted|amoral)\b|\buncensored\s+(?:and|&)\s+unfiltered\b"
         r"|\b(?:bypass|bypassing|ignore|ignoring|break|breaking)\s+(?:all\s+)?(?:of\s+)?(?:openai'?s?|anthropic'?s?)\s+"
         r"(?:content\s+)?(?:polic(?:y|ies)|limitations|rules|guidelines|restrictions|constraints|tos)\b"
-        r"|\bdeveloper\s+mode\s+(?:enabled|output|responses?)\b|\[\W{0,3}jailbreak\]|^\s*/jailbreak\b",
+        r"|\bdeveloper\s+mode\s+(?:enabled|output|responses?)\b|\[\W{0,3}jailbreak\]|^[ \t]{0,16}/jailbreak\b",
     ),
     rule(
         "dual_persona",
@@ -202,7 +202,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "role_override",
         0.5,
         # Weak: a chat model greeted by name, a new persona announced, a simulated AI. With another signal it blocks.
-        r"^\s*(?:hello|hi|hey|dear|greetings),?\s+(?:chatgpt|gpt|claude|bard|gemini|assistant|clyde)\b"
+        r"^[ \t]{0,16}(?:hello|hi|hey|dear|greetings),?\s+(?:chatgpt|gpt|claude|bard|gemini|assistant|clyde)\b"
         r"|\byou\s+are\s+(?:now\s+|going\s+to\s+be\s+)?[a-z][\w-]{1,20}\s*[,(]?\s*(?:an?\s+|the\s+)?(?:ai|chatbot|"
         r"language\s+model|large\s+language\s+model|bot|assistant)\b"
         r"|\bsimulat(?:e|ing)\s+(?:a\s+connection\s+to\s+)?(?:another|a\s+different|an?)\s+(?:ai|chatbot|language\s+model)\b"

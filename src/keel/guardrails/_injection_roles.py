@@ -84,7 +84,7 @@ RULES: Final[tuple[Rule, ...]] = (
         1.0,
         # The "\n\nHuman: … \n\nAssistant:" prompt format, and an "Assistant:" turn answered by "User:" (garak's
         # planted follow-ups); people's transcripts name people ("Agent:", "Dana:").
-        r"^\s*human\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*assistant\s*:|^\s*assistant\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*"
+        r"^[ \t]{0,16}human\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*assistant\s*:|^[ \t]{0,16}assistant\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*"
         r"(?:human|user)\s*:",
     ),
     rule(
@@ -107,14 +107,14 @@ RULES: Final[tuple[Rule, ...]] = (
         "system_heading",
         "role_override",
         1.0,
-        r"^\s*#{1,6}\s*(?:system|sys)(?:\s+(?:prompt|message|instructions?))?\s*:?\s*$"
+        r"^[ \t]{0,16}#{1,6}\s*(?:system|sys)(?:\s+(?:prompt|message|instructions?))?\s*:?\s*$"
         r"|(?<!<)</?(?:system|system_prompt|sys|developer|instructions?)>(?!>)|\[(?:system|system\s+message|system_prompt)\]",
     ),
     rule(
         "turn_heading",
         "role_override",
         0.5,
-        r"^\s*#{1,6}\s*(?:instructions?|response|assistant|user|human|input)(?:\s+(?:prompt|message))?\s*:?\s*$"
+        r"^[ \t]{0,16}#{1,6}\s*(?:instructions?|response|assistant|user|human|input)(?:\s+(?:prompt|message))?\s*:?\s*$"
         r"|</?(?:assistant|user|human)>",
     ),
     # --- chat-template tokens ----------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "template_token",
         "template_token",
         1.0,
-        r"^\s*#{3}\s*(?:instruction|response|input)\s*:\s*$|<\|[^|<>\n]{1,40}\|>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|\[/?(?:system_prompt|sys)\]"
+        r"^[ \t]{0,16}#{3}\s*(?:instruction|response|input)\s*:\s*$|<\|[^|<>\n]{1,40}\|>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|\[/?(?:system_prompt|sys)\]"
         r"|<(?:bos|eos)>|<\|?(?:begin|end)_of_(?:text|turn|sentence)\|?>",
     ),
     # --- tool-call coercion --------------------------------------------------------------------------------
@@ -177,6 +177,6 @@ RULES: Final[tuple[Rule, ...]] = (
         "tool_coercion",
         1.0,
         r"</?(?:tool_call|tool_use|function_call|function_calls|tool_code)>|<invoke\s+name\s*=|<function\s*=\s*\w"
-        r"|^\s*action\s*:\s*[\w.-]+\s*\n\s*action\s+input\s*:",  # a ReAct step
+        r"|^[ \t]{0,16}action\s*:\s*[\w.-]+\s*\n\s*action\s+input\s*:",  # a ReAct step
     ),
 )
