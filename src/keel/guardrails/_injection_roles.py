@@ -84,7 +84,8 @@ RULES: Final[tuple[Rule, ...]] = (
         1.0,
         # The "\n\nHuman: … \n\nAssistant:" prompt format, and an "Assistant:" turn answered by "User:" (garak's
         # planted follow-ups); people's transcripts name people ("Agent:", "Dana:").
-        r"^[ \t]{0,16}human\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*assistant\s*:|^[ \t]{0,16}assistant\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*"
+        r"^[ \t]{0,16}human\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*assistant\s*:"
+        r"|^[ \t]{0,16}assistant\s*:[^\n]*\n(?:[^\n]*\n){0,20}?\s*"
         r"(?:human|user)\s*:",
     ),
     rule(
@@ -122,7 +123,8 @@ RULES: Final[tuple[Rule, ...]] = (
         "template_token",
         "template_token",
         1.0,
-        r"^[ \t]{0,16}#{3}\s*(?:instruction|response|input)\s*:\s*$|<\|[^|<>\n]{1,40}\|>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|\[/?(?:system_prompt|sys)\]"
+        r"^[ \t]{0,16}#{3}\s*(?:instruction|response|input)\s*:\s*$"
+        r"|<\|[^|<>\n]{1,40}\|>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|\[/?(?:system_prompt|sys)\]"
         r"|<(?:bos|eos)>|<\|?(?:begin|end)_of_(?:text|turn|sentence)\|?>",
     ),
     # --- tool-call coercion --------------------------------------------------------------------------------
