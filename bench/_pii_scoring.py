@@ -13,18 +13,42 @@ Two ways to count, one per kind of set:
 
 Recall is given twice: over every labelled item ("raw") and over the items inside the documented scope
 (``in_scope`` in the data, decided by ``bench/data/pii/scope.py``). Precision is over every finding.
+
+The public set is split by a hash of each text (`split_of`, the rule ``bench/data/pii/extract.py`` applied when
+the set was built): ``holdout`` when the first byte of SHA-256 of the UTF-8 text is even, ``tune`` otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from keel.guardrails import GuardContext
+from keel.guardrails import Finding, GuardContext
 from keel.guardrails.pii import PII_KINDS, PIIGuard
 
 FAMILY = {"high_entropy": "secret"}
+PUBLIC_SET = Path(__file__).resolve().parent / "data" / "pii" / "external.jsonl"
+SPLITS = ("tune", "holdout")
+
+
+def split_of(text: str) -> str:
+    """``holdout`` when the first byte of SHA-256 of `text` is even, else ``tune`` (as ``extract.py`` decided)."""
+    return "holdout" if hashlib.sha256(text.encode("utf-8")).digest()[0] % 2 == 0 else "tune"
+
+
+def public_samples(split: str, path: Path = PUBLIC_SET) -> Iterator[dict[str, Any]]:
+    """The samples of one split of the public set; a stored split that disagrees with the rule is an error."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            sample = json.loads(line)
+            if sample["split"] != split_of(sample["text"]):
+                raise ValueError(f"{path}: stored split {sample['split']!r} breaks the hash rule")
+            if sample["split"] == split:
+                yield sample
 
 
 def _family(kind: str) -> str:
@@ -50,24 +74,33 @@ def score_exact(samples: Iterable[dict[str, Any]]) -> dict[str, Counter[str]]:
     return counts
 
 
+def _match_overlap(sample: dict[str, Any], findings: Iterable[Finding]) -> tuple[list[Finding], list[bool]]:
+    """The false-positive findings of one sample, and for each labelled item whether a finding matched it."""
+    items = sample["expected"]
+    matched = [False] * len(items)
+    false_positives: list[Finding] = []
+    for finding in findings:
+        hits = [i for i, it in enumerate(items) if it["start"] < finding.end and finding.start < it["end"]]
+        if any(items[i]["kind"] is None for i in hits):
+            continue  # on a span of a kind Keel does not detect
+        same = [i for i in hits if items[i]["kind"] == _family(finding.kind)]
+        if not same:
+            false_positives.append(finding)
+        elif not all(matched[i] for i in same):
+            matched[next(i for i in same if not matched[i])] = True
+    return false_positives, matched
+
+
 def score_overlap(samples: Iterable[dict[str, Any]], guard: PIIGuard | None = None) -> dict[str, Counter[str]]:
     """Counts per labelled kind by overlapping spans; ``*_in`` counters cover items inside the documented scope."""
     guard = guard or PIIGuard()
     context = GuardContext()
     counts: dict[str, Counter[str]] = {kind: Counter() for kind in PII_KINDS if kind != "high_entropy"}
     for sample in samples:
-        items = sample["expected"]
-        matched = [False] * len(items)
-        for finding in guard.check(sample["text"], context).findings:
-            hits = [i for i, it in enumerate(items) if it["start"] < finding.end and finding.start < it["end"]]
-            if any(items[i]["kind"] is None for i in hits):
-                continue  # on a span of a kind Keel does not detect
-            same = [i for i in hits if items[i]["kind"] == _family(finding.kind)]
-            if not same:
-                counts[_family(finding.kind)]["fp"] += 1
-            elif not all(matched[i] for i in same):
-                matched[next(i for i in same if not matched[i])] = True
-        for item, was_matched in zip(items, matched, strict=True):
+        false_positives, matched = _match_overlap(sample, guard.check(sample["text"], context).findings)
+        for finding in false_positives:
+            counts[_family(finding.kind)]["fp"] += 1
+        for item, was_matched in zip(sample["expected"], matched, strict=True):
             if item["kind"] is None:
                 continue
             c = counts[item["kind"]]
@@ -78,6 +111,20 @@ def score_overlap(samples: Iterable[dict[str, Any]], guard: PIIGuard | None = No
                 c["tp_in" if was_matched else "fn_in"] += 1
     counts["overall"] = sum(counts.values(), Counter())
     return counts
+
+
+def mistakes(samples: Iterable[dict[str, Any]], guard: PIIGuard | None = None) -> Iterator[str]:
+    """One line per false positive and per missed item (in scope or not), for reading the tune split."""
+    guard = guard or PIIGuard()
+    for sample in samples:
+        text = sample["text"]
+        false_positives, matched = _match_overlap(sample, guard.find(text))
+        for finding in false_positives:
+            yield f"FP {finding.kind:<13} {text[finding.start : finding.end]!r} in {text[:120]!r}"
+        for item, was_matched in zip(sample["expected"], matched, strict=True):
+            if item["kind"] is not None and not was_matched:
+                scope = "in scope" if item["in_scope"] else f"out of scope: {item.get('scope_note')}"
+                yield f"FN {item['kind']:<13} {item['value']!r} ({scope}) in {text[:120]!r}"
 
 
 def rates(c: Counter[str]) -> dict[str, float]:
