@@ -33,9 +33,9 @@ FLAGS = re.IGNORECASE | re.MULTILINE
 
 # A clause that addresses someone in the imperative: the start of the text, a line or a sentence, or an
 # explicit "please" / "you must" / "I want you to". "I want to act as the account owner" does not qualify.
-# The whitespace after the anchor is bounded: an open ``\s*`` there made runs of blank lines quadratic.
+# Only spaces and tabs after the anchor, bounded: an open ``\s*`` there made runs of blank lines quadratic.
 LEAD = (
-    r"(?:(?:^|(?<=[.!?:;\n\"'(\[]))\s{0,16}|\b(?:please|now|then|and|also|you\s+(?:will|must|should|shall|now|"
+    r"(?:(?:^|(?<=[.!?:;\n\"'(\[]))[ \t]{0,16}|\b(?:please|now|then|and|also|you\s+(?:will|must|should|shall|now|"
     r"need\s+to|have\s+to|are\s+to|are\s+going\s+to)|i\s+(?:want|need)\s+you\s+to|from\s+now\s+on,?)\s+)"
 )
 MODEL = (
