@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from keel.guardrails import _injection_prefilter
+
 __all__ = ["FLAGS", "GAP", "IGNORE_INSTRUCTIONS", "LEAD", "MODEL", "POINTER", "RULE_NOUN", "VERB_CALL", "Rule", "rule"]
 
 
@@ -27,6 +29,8 @@ class Rule:
     data_only: bool = False
     """Counted only in data (tool output), not in what the user types: "add a tip to your answer" is a user's
     request, the same words in an email are an instruction planted for whoever reads it."""
+    keys: tuple[frozenset[_injection_prefilter.Key], ...] | None = None
+    """Literals every match contains (`_injection_prefilter.keys`): the rule reads only the text around them."""
 
 
 FLAGS = re.IGNORECASE | re.MULTILINE
@@ -72,4 +76,5 @@ VERB_CALL = r"(?:call|invoke|execute|trigger)"
 
 
 def rule(rule_id: str, kind: str, weight: float, pattern: str, *, data_only: bool = False) -> Rule:
-    return Rule(rule_id, kind, weight, re.compile(pattern, FLAGS), data_only)
+    compiled = re.compile(pattern, FLAGS)
+    return Rule(rule_id, kind, weight, compiled, data_only, _injection_prefilter.keys(compiled))

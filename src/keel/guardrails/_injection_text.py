@@ -7,6 +7,7 @@ JSON), whatever it says.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Final
@@ -18,7 +19,11 @@ __all__ = [
     "BASE64",
     "BIDI",
     "COMMENT",
-    "CSS_HIDDEN",
+    "HIDDEN_CONTENT",
+    "HIDDEN_OPEN",
+    "HIDDEN_STYLE",
+    "INVISIBLE_RUN",
+    "RTL",
     "TAG_CANCEL",
     "TOOL_KEY",
     "ZERO_WIDTH",
@@ -45,18 +50,28 @@ def invisible(char: str) -> bool:
     return char in ZERO_WIDTH or char in BIDI or 0xE0000 <= code <= TAG_CANCEL or 0xE0100 <= code <= 0xE01EF
 
 
+INVISIBLE_RUN: Final = re.compile(
+    "[" + re.escape("".join(sorted(ZERO_WIDTH | BIDI))) + "\U000e0000-\U000e007f\U000e0100-\U000e01ef]+"
+)
+"""A run of characters for which `invisible` holds: found by ``re`` instead of a loop over every character."""
+RTL: Final = re.compile("[\u0590-\u08ff\ufb1d-\ufdff]")
+"""A right-to-left letter (Hebrew, Arabic, Syriac, …): where direction marks have a use."""
 COMMENT: Final = re.compile(r"<!--(.*?)(?:-->|$)", re.DOTALL)
 """An HTML comment (or one left open to the end of the text)."""
-CSS_HIDDEN: Final = re.compile(
-    r"<(\w+)\b[^>]{0,400}?(?:style\s*=\s*[\"'][^\"']{0,400}?(?:display\s*:\s*none|visibility\s*:\s*hidden|"
+HIDDEN_OPEN: Final = re.compile(r"<(\w{1,40})\b([^<>]{0,400})>")
+"""An opening tag and its attributes (bounded, and stopping at the next ``<``: each tag read once)."""
+HIDDEN_STYLE: Final = re.compile(
+    r"style\s*=\s*[\"'][^\"']{0,400}?(?:display\s*:\s*none|visibility\s*:\s*hidden|"
     r"font-size\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?=;|[\"'])|opacity\s*:\s*0(?:\.0+)?\s*(?=;|[\"'])|"
     r"color\s*:\s*(?:#fff(?:fff)?|white|transparent)\b|(?:left|top|text-indent)\s*:\s*-\d{3,}px)"
-    r"[^\"']{0,400}[\"']|\shidden(?=[\s>=/]))[^>]{0,400}>(.{0,4000}?)</\1\s*>",
-    re.IGNORECASE | re.DOTALL,
+    r"|\shidden(?=[\s=/]|$)",
+    re.IGNORECASE,
 )
-"""An element that a browser does not show: ``display:none``, zero size or opacity, white text, far off-screen,
-or the ``hidden`` attribute. Every part is bounded (attributes 400 characters, content 4,000) so that unclosed
-tags cannot make the search quadratic: each match attempt reads a bounded window."""
+"""Attributes that make an element invisible: ``display:none``, zero size or opacity, white text, far off-screen,
+or the ``hidden`` attribute."""
+HIDDEN_CONTENT: Final = 4_000
+"""How far after a hidden element's opening tag its closing tag is looked for: bounded, so unclosed tags cannot
+make the search quadratic."""
 BASE64: Final = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/_=-])")
 """A run of at least 24 base64 characters (standard or URL-safe alphabet)."""
 TOOL_KEY: Final = re.compile(
@@ -83,16 +98,29 @@ def fold(text: str) -> tuple[str, list[int] | None]:
 
     Returns the view and, unless the view lines up with `text` character for character, a map from each view
     index (plus one past the end) to the index in `text` it came from, so findings point at the original text.
+    ASCII runs are folded whole; only the other characters go one by one.
     """
     if text.isascii():
         return text.lower(), None
     out: list[str] = []
     origin: list[int] = []
-    for index, char in enumerate(text):
-        if invisible(char):
+    for piece in _ASCII_RUN.finditer(text):
+        start, end = piece.span()
+        if piece.group(1) is not None:
+            out.append(piece.group(1).lower())
+            origin.extend(range(start, end))
             continue
-        folded = unicodedata.normalize("NFKC", char).casefold() if not char.isascii() else char.lower()
-        out.append(folded)
-        origin.extend([index] * len(folded))
+        for index in range(start, end):
+            folded = _fold_char(text[index])
+            out.append(folded)
+            origin.extend([index] * len(folded))
     origin.append(len(text))
     return "".join(out), origin
+
+
+_ASCII_RUN: Final = re.compile(r"([\x00-\x7f]+)|[^\x00-\x7f]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    return "" if invisible(char) else unicodedata.normalize("NFKC", char).casefold()

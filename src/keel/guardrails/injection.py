@@ -33,14 +33,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from keel.errors import ConfigError
 from keel.guardrails import _injection_patterns as rules
+from keel.guardrails import _injection_prefilter as prefilter
 from keel.guardrails import _injection_text as pat
 from keel.guardrails.base import Finding, GuardContext, Verdict
 
@@ -48,6 +52,8 @@ __all__ = ["InjectionScreen", "quarantine"]
 
 _PREVIEW_CHARS = 80
 _MAX_DEPTH = 2  # base64 inside base64 inside text, no deeper: bounded work on hostile input
+_MAX_FINDINGS = 16  # per rule: it counts once in the score, and a hostile page could make thousands
+_FLAG_TAGS = 7  # tag letters of a subdivision flag: a region code of at most 6, plus slack
 _PHRASE_KINDS = frozenset({"instruction_override", "role_override", "template_token", "tool_coercion"})
 
 
@@ -136,9 +142,7 @@ def _scan(text: str, depth: int) -> list[_Signal]:
     signals = _hidden_characters(text, depth)
     view, origin = pat.fold(text)
     for rule in rules.RULES:
-        for match in rule.pattern.finditer(view):
-            if match.end() == match.start():
-                continue
+        for match in islice(_nonempty(prefilter.matches(rule.pattern, rule.keys, view)), _MAX_FINDINGS):
             start, end = _original_span(origin, match.start(), match.end())
             signals.append(_Signal(rule.id, rule.weight, _finding(rule.kind, text, start, end), rule.data_only))
     signals += _hidden_markup(text, signals)
@@ -148,6 +152,10 @@ def _scan(text: str, depth: int) -> list[_Signal]:
     return signals
 
 
+def _nonempty(found: Iterable[re.Match[str]]) -> Iterator[re.Match[str]]:
+    return (match for match in found if match.end() > match.start())
+
+
 def _original_span(origin: list[int] | None, start: int, end: int) -> tuple[int, int]:
     if origin is None:
         return start, end
@@ -155,36 +163,75 @@ def _original_span(origin: list[int] | None, start: int, end: int) -> tuple[int,
 
 
 def _hidden_characters(text: str, depth: int) -> list[_Signal]:
-    """Invisible characters, grouped in runs.
+    """Invisible characters, grouped in runs; the text of Unicode tag runs is screened too, all runs as one.
 
     The ones with a legitimate use are left alone: emoji joiners, joiners inside scripts that need them,
     direction marks in right-to-left text, a leading BOM, the tags of a subdivision flag.
     """
+    runs = [run for found in pat.INVISIBLE_RUN.finditer(text) for run in _illegitimate_runs(text, *found.span())]
+    if not runs:
+        return []
     signals: list[_Signal] = []
-    rtl_text = any("\u0590" <= char <= "\u08ff" or "\ufb1d" <= char <= "\ufdff" for char in text)
-    index = 0
-    while index < len(text):
-        if not pat.invisible(text[index]) or _legitimate(text, index, rtl_text):
-            index += 1
-            continue
-        end = index
-        while end < len(text) and pat.invisible(text[end]) and not _legitimate(text, end, rtl_text):
-            end += 1
-        run = text[index:end]
+    tag_runs: list[tuple[int, int, str]] = []
+    counts: Counter[str] = Counter()
+    for start, end in runs:
+        run = text[start:end]
         tags = "".join(chr(ord(char) - 0xE0000) for char in run if 0xE0020 <= ord(char) <= 0xE007E)
         if tags:
-            hits = _scan(tags, depth + 1) if depth < _MAX_DEPTH else []
-            note = " (carries instructions)" if any(s.finding.kind in _PHRASE_KINDS for s in hits) else ""
-            preview = _clip(f"invisible tag text{note}: {tags}")
-            signals.append(_Signal("unicode_tags", 1.0, Finding("hidden_text", index, end, preview)))
-        elif len(run) >= 4:
-            signals.append(_Signal("invisible_run", 1.0, _finding("hidden_text", text, index, end)))
-        elif all(char in pat.BIDI for char in run):
-            signals.append(_Signal("bidi_control", 0.5, _finding("hidden_text", text, index, end)))
+            tag_runs.append((start, end, tags))
+            continue
+        rule = "invisible_run" if len(run) >= 4 else "bidi_control" if set(run) <= pat.BIDI else "zero_width"
+        counts[rule] += 1
+        if counts[rule] <= _MAX_FINDINGS:
+            weight = 1.0 if rule == "invisible_run" else 0.5
+            signals.append(_Signal(rule, weight, _finding("hidden_text", text, start, end)))
+    return signals + _tag_text(tag_runs, depth)
+
+
+def _tag_text(tag_runs: list[tuple[int, int, str]], depth: int) -> list[_Signal]:
+    """Signals for Unicode tag runs (invisible ASCII); their decoded texts, joined, are screened once."""
+    if not tag_runs:
+        return []
+    hidden = "\n".join(tags for _, _, tags in tag_runs)
+    hits = _scan(hidden, depth + 1) if depth < _MAX_DEPTH else []
+    note = " (carries instructions)" if any(s.finding.kind in _PHRASE_KINDS for s in hits) else ""
+    return [
+        _Signal("unicode_tags", 1.0, Finding("hidden_text", start, end, _clip(f"invisible tag text{note}: {tags}")))
+        for start, end, tags in tag_runs[:_MAX_FINDINGS]
+    ]
+
+
+def _illegitimate_runs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The parts of one run of invisible characters that have no legitimate use."""
+    rtl: bool | None = None
+    index, run_start = start, -1
+    while index < end:
+        step = _flag_tags(text, index, end)
+        if step:
+            legitimate = True
         else:
-            signals.append(_Signal("zero_width", 0.5, _finding("hidden_text", text, index, end)))
-        index = end
-    return signals
+            step = 1
+            if text[index] in "\u200e\u200f\u061c" and rtl is None:
+                rtl = pat.RTL.search(text) is not None
+            legitimate = _legitimate(text, index, bool(rtl))
+        if legitimate and run_start >= 0:
+            yield run_start, index
+            run_start = -1
+        elif not legitimate and run_start < 0:
+            run_start = index
+        index += step
+    if run_start >= 0:
+        yield run_start, end
+
+
+def _flag_tags(text: str, index: int, end: int) -> int:
+    """The length of the tag sequence of an emoji subdivision flag (🏴 + tag letters + cancel tag) at `index`."""
+    if index == 0 or text[index - 1] != "\U0001f3f4":
+        return 0
+    stop = index
+    while stop < min(end, index + _FLAG_TAGS) and 0xE0020 <= ord(text[stop]) < pat.TAG_CANCEL:
+        stop += 1
+    return stop + 1 - index if stop < end and ord(text[stop]) == pat.TAG_CANCEL and stop > index else 0
 
 
 def _legitimate(text: str, index: int, rtl_text: bool) -> bool:
@@ -199,15 +246,6 @@ def _legitimate(text: str, index: int, rtl_text: bool) -> bool:
         return before > "\u036f" and after > "\u036f"  # joiners shape Arabic, Indic, … letters, not Latin ones
     if char == "\u200d":
         return _pictographic(before) and _pictographic(after)
-    if 0xE0020 <= ord(char) <= pat.TAG_CANCEL:
-        # An emoji subdivision flag: 🏴 followed by tag letters and a cancel tag (🏴󠁧󠁢󠁳󠁣󠁴󠁿).
-        start = index
-        while start > 0 and 0xE0020 <= ord(text[start - 1]) <= pat.TAG_CANCEL:
-            start -= 1
-        end = index
-        while end < len(text) - 1 and 0xE0020 <= ord(text[end]) < pat.TAG_CANCEL:
-            end += 1
-        return start > 0 and text[start - 1] == "\U0001f3f4" and ord(text[end]) == pat.TAG_CANCEL
     if 0xE0100 <= ord(char) <= 0xE01EF:
         return "\u3400" <= before <= "\u9fff" or "\U00020000" <= before <= "\U0003134f"  # ideographic variants
     return False
@@ -220,21 +258,55 @@ def _pictographic(char: str) -> bool:
 
 def _hidden_markup(text: str, signals: list[_Signal]) -> list[_Signal]:
     """HTML comments and CSS-hidden elements whose content addresses the model or carries a phrase signal."""
-    phrase_spans = [(s.finding.start, s.finding.end) for s in signals if s.finding.kind in _PHRASE_KINDS]
+    phrases = sorted((s.finding.start, s.finding.end) for s in signals if s.finding.kind in _PHRASE_KINDS)
+    phrase_starts = [start for start, _ in phrases]
+    longest = max((end - start for start, end in phrases), default=0)
 
     def aimed(start: int, end: int) -> bool:
-        if any(s < end and e > start for s, e in phrase_spans):
+        # A phrase overlapping [start, end) starts before `end` and less than `longest` characters before `start`.
+        first = bisect.bisect_left(phrase_starts, start - longest)
+        last = bisect.bisect_left(phrase_starts, end)
+        if any(phrases[n][1] > start for n in range(first, last)):
             return True
         return rules.AIMED_AT_MODEL.search(pat.fold(text[start:end])[0]) is not None
 
     found: list[_Signal] = []
     for match in pat.COMMENT.finditer(text):
-        if aimed(match.start(1), match.end(1)):
+        if len(found) < _MAX_FINDINGS and aimed(match.start(1), match.end(1)):
             found.append(_Signal("html_comment", 0.5, _finding("html_comment", text, match.start(), match.end())))
-    for match in pat.CSS_HIDDEN.finditer(text):
-        if match.group(2).strip() and aimed(match.start(2), match.end(2)):
-            found.append(_Signal("css_hidden", 0.5, _finding("hidden_text", text, match.start(), match.end())))
+    hidden = 0
+    for start, content_start, content_end, end in _hidden_elements(text):
+        if hidden < _MAX_FINDINGS and text[content_start:content_end].strip() and aimed(content_start, content_end):
+            hidden += 1
+            found.append(_Signal("css_hidden", 0.5, _finding("hidden_text", text, start, end)))
     return found
+
+
+def _hidden_elements(text: str) -> Iterator[tuple[int, int, int, int]]:
+    """CSS-hidden elements: (start, content start, content end, end), closed within `HIDDEN_CONTENT` characters.
+
+    Elements nested in one already reported are skipped, so each character is read a bounded number of times.
+    """
+    covered = 0
+    unclosed: dict[str, int] = {}  # tag → searched up to here without finding its closing tag
+    for match in pat.HIDDEN_OPEN.finditer(text):
+        if match.start() < covered or not pat.HIDDEN_STYLE.search(match.group(2)):
+            continue
+        tag = match.group(1).lower()
+        limit = min(match.end() + pat.HIDDEN_CONTENT, len(text))
+        if unclosed.get(tag, -1) >= limit:
+            continue
+        close = _closing_tag(tag).search(text, max(match.end(), unclosed.get(tag, 0)), limit)
+        if close is None:
+            unclosed[tag] = limit
+            continue
+        covered = close.end()
+        yield match.start(), match.end(), close.start(), close.end()
+
+
+@functools.lru_cache(maxsize=256)
+def _closing_tag(tag: str) -> re.Pattern[str]:
+    return re.compile(rf"</{re.escape(tag)}\s{{0,16}}>", re.IGNORECASE)
 
 
 def _json_tool_calls(text: str) -> list[_Signal]:
@@ -242,30 +314,62 @@ def _json_tool_calls(text: str) -> list[_Signal]:
 
     ``{"tool": "refund", "arguments": {…}}``, ``{"name": …, "arguments": …}``, ``{"function": …, "parameters": …}``.
     """
+    arguments: dict[str, list[tuple[int, int]]] = {}
+    for args in pat.ARGS_KEY.finditer(text):
+        arguments.setdefault(args.group(1).lower(), []).append(args.span())
     found: list[_Signal] = []
+    if not arguments:
+        return found
     for key in pat.TOOL_KEY.finditer(text):
-        wanted = pat.ARGS_FOR.get(key.group(1).lower(), pat.ANY_ARGS)
-        window_start = max(0, key.start() - 300)
-        for args in pat.ARGS_KEY.finditer(text, window_start, min(len(text), key.end() + 300)):
-            if args.group(1).lower() in wanted:
-                start, end = min(key.start(), args.start()), max(key.end(), args.end())
-                found.append(_Signal("json_tool_call", 1.0, _finding("tool_coercion", text, start, end)))
+        near = [
+            span
+            for name in pat.ARGS_FOR.get(key.group(1).lower(), pat.ANY_ARGS)
+            if (span := _nearest(arguments.get(name, []), key.start() - 300, key.end() + 300)) is not None
+        ]
+        if near:
+            start, end = min([key.start(), *(s for s, _ in near)]), max([key.end(), *(e for _, e in near)])
+            found.append(_Signal("json_tool_call", 1.0, _finding("tool_coercion", text, start, end)))
+            if len(found) >= _MAX_FINDINGS:
                 break
     return found
 
 
+def _nearest(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    """The first of the sorted `spans` lying within [start, end)."""
+    index = bisect.bisect_left(spans, (start, 0))
+    return spans[index] if index < len(spans) and spans[index][1] <= end else None
+
+
 def _encoded(text: str, depth: int) -> list[_Signal]:
-    """Base64 blobs that decode to readable text carrying a phrase signal; binary payloads (images) are data."""
-    found: list[_Signal] = []
+    """Base64 blobs that decode to readable text carrying a phrase signal; binary payloads (images) are data.
+
+    The decoded texts are joined and screened once, then each hit is traced back to its blob.
+    """
+    blobs: list[tuple[int, int, str]] = []
     for match in pat.BASE64.finditer(text):
         decoded = _decode_base64(match.group())
-        if decoded is None:
-            continue
-        hits = [s for s in _scan(decoded, depth + 1) if s.finding.kind in _PHRASE_KINDS | {"encoded_instructions"}]
-        if hits:
-            preview = _clip(f"base64 of: {decoded}")
-            finding = Finding("encoded_instructions", match.start(), match.end(), preview)
-            found.append(_Signal("base64_instructions", 1.0, finding))
+        if decoded is not None:
+            blobs.append((match.start(), match.end(), decoded))
+    if not blobs:
+        return []
+    offsets, pieces, position = [], [], 0
+    for _, _, decoded in blobs:
+        offsets.append(position)
+        pieces.append(decoded)
+        position += len(decoded) + 2
+    wanted = _PHRASE_KINDS | {"encoded_instructions"}
+    carrying = sorted(
+        {
+            bisect.bisect_right(offsets, s.finding.start) - 1
+            for s in _scan("\n\n".join(pieces), depth + 1)
+            if s.finding.kind in wanted
+        }
+    )
+    found: list[_Signal] = []
+    for number in carrying[:_MAX_FINDINGS]:
+        start, end, decoded = blobs[number]
+        finding = Finding("encoded_instructions", start, end, _clip(f"base64 of: {decoded}"))
+        found.append(_Signal("base64_instructions", 1.0, finding))
     return found
 
 
@@ -278,8 +382,10 @@ def _decode_base64(blob: str) -> str | None:
         decoded = raw.decode("utf-8")
     except (binascii.Error, ValueError):
         return None
+    if not decoded or decoded.isprintable():
+        return decoded or None
     printable = sum(char.isprintable() or char in "\n\r\t" for char in decoded)
-    return decoded if decoded and printable / len(decoded) >= 0.95 else None
+    return decoded if printable / len(decoded) >= 0.95 else None
 
 
 # --- findings and previews ------------------------------------------------------------------------------------
