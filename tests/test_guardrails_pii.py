@@ -33,7 +33,7 @@ NO_CONTEXT = GuardContext()
             "Login from [ip_address], server on 127.0.0.1, version 1.2.3.4.",
         ),
         (
-            "Key sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY and AKIAIOSFODNN7EXAMPLE leaked.",
+            "Key sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY and AKIA4T7QZ2M9XK3B6PWD leaked.",
             "Key [secret] and [secret] leaked.",
         ),
         (
