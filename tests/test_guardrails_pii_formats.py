@@ -139,6 +139,31 @@ def test_stand_ins_references_and_digests_are_not_secrets(text: str) -> None:
     assert redact_pii(text) == text
 
 
+CERTIFICATE = """-----BEGIN CERTIFICATE-----
+MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ
+RTESMBAGA1UEChMJQmFsdGltb3JlMRMwEQYDVQQLEwpDeWJlclRydXN0MSIwIAYD
+VQQDExlCYWx0aW1vcmUgQ3liZXJUcnVzdCBSb290MB4XDTAwMDUxMjE4NDYwMFoX
+-----END CERTIFICATE-----"""
+PGP_PUBLIC_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mQINBFit2ioBEADhWpZ8/wvZ6hUTiXOwQHXMAlaFHcPH9hAtr4F1y2+OYdbtMuth
+lqqwp028AqyY+PRfVMtSYMbjuQuu5byyKR01BbqYhuS3jtqQmljZ/bJvXqnmiVXh
+=Xbjh
+-----END PGP PUBLIC KEY BLOCK-----"""
+
+
+@pytest.mark.parametrize("block", [CERTIFICATE, PGP_PUBLIC_KEY, CERTIFICATE.removesuffix("-----END CERTIFICATE-----")])
+def test_public_armoured_blocks_are_not_secrets(block: str) -> None:
+    # Every base64 line of a certificate looked generated: one high_entropy finding per line.
+    text = f"ca.crt:\n{block}\nthen the key sk_live_Ab3dE5fG7hJ9kL1mN3pQ"
+    assert redact_pii(text) == text.replace("sk_live_Ab3dE5fG7hJ9kL1mN3pQ", "[secret]")
+
+
+def test_a_private_key_block_is_still_one_secret() -> None:
+    key = CERTIFICATE.replace("CERTIFICATE", "RSA PRIVATE KEY")
+    assert redact_pii(f"id_rsa:\n{key}\n") == "id_rsa:\n[secret]\n"
+
+
 @pytest.mark.parametrize(
     ("text", "redacted"),
     [

@@ -182,6 +182,9 @@ _NOT_SECRET_BASE64 = re.compile(
     r"^(?:iVBORw0KGgo|/9j/|R0lGOD|JVBERi0|UEsDB|eyJ|AAAA[BCE][0-9A-Za-z]NzaC|(?:sha(?:1|256|384|512)|md5)-)"
 )
 _DATA_URI = re.compile(r";base64,$")
+_ARMOR_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,60})-----")
+ARMOR_LIMIT = 20_000
+"""Most characters an armoured block without its END line is taken to run for (a 16384-bit key is ~3 KB)."""
 _WORD = re.compile(r"[A-Z]?[a-z]{2,}")
 _ENTROPY_ID_LABEL = re.compile(
     r"\b(?:order|tracking|ref|reference|request|trace|span|correlation|commit|sha|hash|checksum|uuid|id)\b"
@@ -243,6 +246,21 @@ def _mostly_hex(run: str) -> bool:
     return hex_digits >= HEX_SHARE * len(chars)
 
 
+def _public_armor(text: str) -> Iterator[Span]:
+    """ASCII-armoured blocks that hold no secret: certificates, public keys, signatures, encrypted messages.
+
+    Their base64 lines look generated but are public by design; private key blocks are `find_secrets`' job. A
+    block whose END line is missing (a truncated paste) runs for at most `ARMOR_LIMIT` characters.
+    """
+    position = 0
+    while begin := _ARMOR_BEGIN.search(text, position):
+        end = text.find("-----END", begin.end(), begin.end() + ARMOR_LIMIT)
+        end = begin.end() + ARMOR_LIMIT if end == -1 else end
+        position = max(end, begin.end())
+        if "PRIVATE" not in begin.group(1):
+            yield begin.start(), end
+
+
 def find_high_entropy(text: str) -> Iterator[Span]:
     """Runs of 24+ base64/base62 characters that look generated: likely secrets of a vendor we do not know.
 
@@ -250,8 +268,11 @@ def find_high_entropy(text: str) -> Iterator[Span]:
     common file formats and the path of a URL are left alone, as are runs
     labelled as an id ("request id", "commit", "tracking").
     """
+    public = list(_public_armor(text))
     for match in _RUN.finditer(text):
         run = match.group().rstrip("=")
+        if any(start <= match.start() < end for start, end in public):
+            continue
         if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run) or _mostly_hex(run):
             continue
         if is_stand_in(run):
