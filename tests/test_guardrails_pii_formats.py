@@ -126,10 +126,12 @@ def test_near_misses_pass_untouched(text: str) -> None:
         "password = self.password",
         "private_key = ~/.ssh/id_rsa",
         'credentials = "/etc/gcp/credentials.json"',
-        # Digests and public data: a hex digest with a tag, Subresource Integrity, an SSH public key, a data URI.
+        # Digests and public data: a hex digest with a tag, SRI and go.sum digests, an SSH public key, URLs, a data URI.
         "aea462953eb192d38c31a433e76257db-al32",
         '"integrity": "sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+5TmnHTdMfCsA7lFw3ZMQX5BFJwuSMwYfRmQA=="',
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl deploy@ci",
+        "github.com/pkg/errors v0.9.1 h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=",
+        "pinned at ipfs://QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
         '<img src="data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmci">',
         # A letters-only vendor format (Hugging Face) filled with words is an identifier in code.
         "proto_item *item = &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;",

@@ -181,7 +181,8 @@ _OBJECT_ID = re.compile(r"^[a-z]{2,6}_[A-Za-z0-9]{8,}$")
 _NOT_SECRET_BASE64 = re.compile(
     r"^(?:iVBORw0KGgo|/9j/|R0lGOD|JVBERi0|UEsDB|eyJ|AAAA[BCE][0-9A-Za-z]NzaC|(?:sha(?:1|256|384|512)|md5)-)"
 )
-_DATA_URI = re.compile(r";base64,$")
+# Base64 right after a data URI's ";base64," is file content; after go.sum's "h1:" it is a module's digest.
+_DATA_URI = re.compile(r";base64,$|(?<![\w-])h1:$")
 _ARMOR_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,60})-----")
 ARMOR_LIMIT = 20_000
 """Most characters an armoured block without its END line is taken to run for (a 16384-bit key is ~3 KB)."""
@@ -279,7 +280,8 @@ def find_high_entropy(text: str) -> Iterator[Span]:
             continue
         if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _DATA_URI, 8):
             continue
-        if has_label(text, match.start(), _IN_URL, 200):
+        lead = len(run) - len(run.lstrip("/"))  # "ipfs://Qm…": the run took the slashes after the scheme
+        if has_label(text, match.start() + lead, _IN_URL, 200):
             continue
         if _looks_random(run):
             yield match.span()
