@@ -2,7 +2,10 @@
 
 Vendor keys are found in two steps so the cost stays linear in the text: one pass cuts the text into
 key-like tokens, then each token is held against the vendor formats, anchored at its start. A token whose
-body is a placeholder (``ghp_xxxx…``, ``glc_1111…``) is not a secret.
+body is a placeholder (``ghp_xxxx…``, ``glc_1111…``, AWS's ``…EXAMPLE`` keys) is not a secret.
+
+Where only the context says "secret" (an assignment, a bearer header, a generated-looking run), a value that a
+person typed in place of a key (`is_stand_in`) or that says where the key is kept (code, a file path) is not one.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def find_secrets(text: str) -> Iterator[Span]:
 
     Slack webhooks, Telegram bot tokens, bearer and basic auth values, passwords in URLs, and values assigned to
     names ending in password, secret, token, api key or credentials (a value of letters alone, a short count,
-    a placeholder or a reference is not).
+    a placeholder, a stand-in, a reference, code or a file path is not).
     """
     yield from _vendor_tokens(text)
     for match in _PRIVATE_KEY.finditer(text):
@@ -265,9 +268,10 @@ def _public_armor(text: str) -> Iterator[Span]:
 def find_high_entropy(text: str) -> Iterator[Span]:
     """Runs of 24+ base64/base62 characters that look generated: likely secrets of a vendor we do not know.
 
-    Hex-only runs (git SHAs, checksums, UUIDs), ``prefix_…`` object ids (``cus_…``, ``pi_…``), base64 of
-    common file formats and the path of a URL are left alone, as are runs
-    labelled as an id ("request id", "commit", "tracking").
+    Hex-only and mostly-hex runs (git SHAs, checksums, UUIDs, a digest with a tag), ``prefix_…`` object ids
+    (``cus_…``, ``pi_…``), base64 of common file formats, SSH public keys, SRI, go.sum and data-URI payloads,
+    the lines of public armoured blocks (certificates, public keys), stand-ins and the path of a URL are left
+    alone, as are runs labelled as an id ("request id", "commit", "tracking").
     """
     public = list(_public_armor(text))
     for match in _RUN.finditer(text):
