@@ -161,6 +161,12 @@ def test_public_armoured_blocks_are_not_secrets(block: str) -> None:
     assert redact_pii(text) == text.replace("sk_live_Ab3dE5fG7hJ9kL1mN3pQ", "[secret]")
 
 
+def test_a_truncated_block_ends_with_its_base64_lines() -> None:
+    block = CERTIFICATE.removesuffix("-----END CERTIFICATE-----")
+    text = f"{block}\nSession cookie Jq3vT8wLm2Rb/X9kHp4ZcN7yFd1Gs6aUe0Wt5QoV"
+    assert redact_pii(text) == f"{block}\nSession cookie [high_entropy]"
+
+
 def test_a_private_key_block_is_still_one_secret() -> None:
     key = CERTIFICATE.replace("CERTIFICATE", "RSA PRIVATE KEY")
     assert redact_pii(f"id_rsa:\n{key}\n") == "id_rsa:\n[secret]\n"

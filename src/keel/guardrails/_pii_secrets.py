@@ -10,6 +10,7 @@ person typed in place of a key (`is_stand_in`) or that says where the key is kep
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -187,8 +188,10 @@ _NOT_SECRET_BASE64 = re.compile(
 # Base64 right after a data URI's ";base64," is file content; after go.sum's "h1:" it is a module's digest.
 _DATA_URI = re.compile(r";base64,$|(?<![\w-])h1:$")
 _ARMOR_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,60})-----")
+# The lines of an armoured block: base64, blank, or a header ("Version: GnuPG v2").
+_ARMOR_LINES = re.compile(r"(?:[ \t]*\r?\n(?:[\w-]+: [^\r\n]*|[A-Za-z0-9+/=]*))*+")
 ARMOR_LIMIT = 20_000
-"""Most characters an armoured block without its END line is taken to run for (a 16384-bit key is ~3 KB)."""
+"""Characters within which an armoured block's END line is looked for (a 16384-bit public key is ~3 KB)."""
 _WORD = re.compile(r"[A-Z]?[a-z]{2,}")
 _ENTROPY_ID_LABEL = re.compile(
     r"\b(?:order|tracking|ref|reference|request|trace|span|correlation|commit|sha|hash|checksum|uuid|id)\b"
@@ -254,12 +257,15 @@ def _public_armor(text: str) -> Iterator[Span]:
     """ASCII-armoured blocks that hold no secret: certificates, public keys, signatures, encrypted messages.
 
     Their base64 lines look generated but are public by design; private key blocks are `find_secrets`' job. A
-    block whose END line is missing (a truncated paste) runs for at most `ARMOR_LIMIT` characters.
+    block whose END line is missing within `ARMOR_LIMIT` characters (a truncated paste) ends with its base64
+    and header lines.
     """
     position = 0
     while begin := _ARMOR_BEGIN.search(text, position):
         end = text.find("-----END", begin.end(), begin.end() + ARMOR_LIMIT)
-        end = begin.end() + ARMOR_LIMIT if end == -1 else end
+        if end == -1:
+            lines = _ARMOR_LINES.match(text, begin.end())
+            end = lines.end() if lines else begin.end()
         position = max(end, begin.end())
         if "PRIVATE" not in begin.group(1):
             yield begin.start(), end
@@ -273,10 +279,12 @@ def find_high_entropy(text: str) -> Iterator[Span]:
     the lines of public armoured blocks (certificates, public keys), stand-ins and the path of a URL are left
     alone, as are runs labelled as an id ("request id", "commit", "tracking").
     """
-    public = list(_public_armor(text))
+    public = list(_public_armor(text))  # disjoint and in text order, so one bisection finds the block of a run
+    public_starts = [start for start, _ in public]
     for match in _RUN.finditer(text):
         run = match.group().rstrip("=")
-        if any(start <= match.start() < end for start, end in public):
+        block = bisect.bisect_right(public_starts, match.start()) - 1
+        if block >= 0 and match.start() < public[block][1]:
             continue
         if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run) or _mostly_hex(run):
             continue
