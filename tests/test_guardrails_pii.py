@@ -33,7 +33,7 @@ NO_CONTEXT = GuardContext()
             "Login from [ip_address], server on 127.0.0.1, version 1.2.3.4.",
         ),
         (
-            "Key sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY and AKIAIOSFODNN7EXAMPLE leaked.",
+            "Key sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY and AKIA4T7QZ2M9XK3B6PWD leaked.",
             "Key [secret] and [secret] leaked.",
         ),
         (
@@ -214,7 +214,10 @@ def test_bad_configuration_is_a_config_error(kwargs: dict[str, object], message:
 
 @pytest.mark.parametrize(
     "unit",
-    ["DE89" + "A" * 40 + " ", "1 ", "1-", "a.", "ab12:", "a@", "Ab1", "-----BEGIN A ", "1.1.1.1.", "+1 ", "password="],
+    [
+        *("DE89" + "A" * 40 + " ", "1 ", "1-", "a.", "ab12:", "a@", "Ab1", "-----BEGIN A ", "1.1.1.1.", "+1 "),
+        *("password=", "-----BEGIN CERTIFICATE-----", "-----BEGIN CERTIFICATE-----\nJq3vT8wLm2Rb/X9kHp4ZcN7yFd1G\n"),
+    ],
 )
 def test_pathological_text_is_checked_in_bounded_time(unit: str) -> None:
     # Guards run on model output; a regex that backtracks on a long token must not stall a run.

@@ -108,6 +108,86 @@ def test_near_misses_pass_untouched(text: str) -> None:
     assert redact_pii(text) == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Stand-ins written where a key goes: documentation's EXAMPLE keys, a counting run, few distinct characters.
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ABSKQmVkcm9ja0FQSUtleS1EXAMPLE",
+        "DATABRICKS_TOKEN=dapi123456789012345678a9bc01234defg5",
+        'API_KEY="glc_111111111111111111111111111111111111111111="',
+        "Authorization: Bearer YOUR_ACCESS_TOKEN_HERE",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAxxxxxxxxxxxxxxxxxxxxxxxxx\n-----END RSA PRIVATE KEY-----",
+        # Where a secret is kept, not the secret: code and file paths assigned to a secret's name.
+        "password: process.env.DB_PASSWORD",
+        'secret = os.getenv("SECRET_KEY")',
+        'token = os.environ["GITHUB_TOKEN"]',
+        "password = self.password",
+        "private_key = ~/.ssh/id_rsa",
+        'credentials = "/etc/gcp/credentials.json"',
+        # Digests and public data: a hex digest with a tag, SRI and go.sum digests, an SSH public key, URLs, a data URI.
+        "aea462953eb192d38c31a433e76257db-al32",
+        '"integrity": "sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+5TmnHTdMfCsA7lFw3ZMQX5BFJwuSMwYfRmQA=="',
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl deploy@ci",
+        "github.com/pkg/errors v0.9.1 h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=",
+        "pinned at ipfs://QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+        '<img src="data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmci">',
+        # A letters-only vendor format (Hugging Face) filled with words is an identifier in code.
+        "proto_item *item = &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;",
+    ],
+)
+def test_stand_ins_references_and_digests_are_not_secrets(text: str) -> None:
+    assert redact_pii(text) == text
+
+
+CERTIFICATE = """-----BEGIN CERTIFICATE-----
+MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ
+RTESMBAGA1UEChMJQmFsdGltb3JlMRMwEQYDVQQLEwpDeWJlclRydXN0MSIwIAYD
+VQQDExlCYWx0aW1vcmUgQ3liZXJUcnVzdCBSb290MB4XDTAwMDUxMjE4NDYwMFoX
+-----END CERTIFICATE-----"""
+PGP_PUBLIC_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mQINBFit2ioBEADhWpZ8/wvZ6hUTiXOwQHXMAlaFHcPH9hAtr4F1y2+OYdbtMuth
+lqqwp028AqyY+PRfVMtSYMbjuQuu5byyKR01BbqYhuS3jtqQmljZ/bJvXqnmiVXh
+=Xbjh
+-----END PGP PUBLIC KEY BLOCK-----"""
+
+
+@pytest.mark.parametrize("block", [CERTIFICATE, PGP_PUBLIC_KEY, CERTIFICATE.removesuffix("-----END CERTIFICATE-----")])
+def test_public_armoured_blocks_are_not_secrets(block: str) -> None:
+    # Every base64 line of a certificate looked generated: one high_entropy finding per line.
+    text = f"ca.crt:\n{block}\nthen the key sk_live_Ab3dE5fG7hJ9kL1mN3pQ"
+    assert redact_pii(text) == text.replace("sk_live_Ab3dE5fG7hJ9kL1mN3pQ", "[secret]")
+
+
+def test_a_truncated_block_ends_with_its_base64_lines() -> None:
+    block = CERTIFICATE.removesuffix("-----END CERTIFICATE-----")
+    text = f"{block}\nSession cookie Jq3vT8wLm2Rb/X9kHp4ZcN7yFd1Gs6aUe0Wt5QoV"
+    assert redact_pii(text) == f"{block}\nSession cookie [high_entropy]"
+
+
+def test_a_private_key_block_is_still_one_secret() -> None:
+    key = CERTIFICATE.replace("CERTIFICATE", "RSA PRIVATE KEY")
+    assert redact_pii(f"id_rsa:\n{key}\n") == "id_rsa:\n[secret]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # The same contexts with generated values are still secrets.
+        ("aws_access_key_id = AKIA4T7QZ2M9XK3B6PWD", "aws_access_key_id = [secret]"),
+        ("DATABRICKS_TOKEN=dapi9d4ea548532d59a2bec1cc6bf1acf228", "DATABRICKS_TOKEN=[secret]"),
+        ("Authorization: Bearer cfcabd11c7ed9a41b1a3e063c32d5114", "Authorization: Bearer [secret]"),
+        ('harness_token = "pat.rg19u5u1wrk2g56t2jynpd.r0j3xxbz8nyz9o9ju4gmp8um"', 'harness_token = "[secret]"'),
+        ("HF_TOKEN=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", "HF_TOKEN=[secret]"),
+        ("Session cookie Jq3vT8wLm2Rb/X9kHp4ZcN7yFd1Gs6aUe0Wt5QoV", "Session cookie [high_entropy]"),
+    ],
+)
+def test_generated_values_in_the_same_places_are_still_secrets(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted
+
+
 def test_a_megabyte_of_text_is_checked_in_bounded_time() -> None:
     # Linear-time detectors: a generous bound that a backtracking regex would blow through by orders of magnitude.
     unit = "Call 415 555 0132 or write jane@example.com; card 4111 1111 1111 1111, key sk_live_Ab3dE5fG7h, "

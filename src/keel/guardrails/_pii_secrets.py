@@ -2,11 +2,15 @@
 
 Vendor keys are found in two steps so the cost stays linear in the text: one pass cuts the text into
 key-like tokens, then each token is held against the vendor formats, anchored at its start. A token whose
-body is a placeholder (``ghp_xxxx…``, ``glc_1111…``) is not a secret.
+body is a placeholder (``ghp_xxxx…``, ``glc_1111…``, AWS's ``…EXAMPLE`` keys) is not a secret.
+
+Where only the context says "secret" (an assignment, a bearer header, a generated-looking run), a value that a
+person typed in place of a key (`is_stand_in`) or that says where the key is kept (code, a file path) is not one.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -74,12 +78,43 @@ _ASSIGNED = re.compile(
 )
 _PLACEHOLDER = re.compile(r"^(?:[*•<\[{%$]|x{3,})|\.{3}|…|x{4,}|X{4,}|EXAMPLE", re.IGNORECASE)
 _WORDS = re.compile(r"^[A-Za-z]+(?:[_-][A-Za-z]+)*$")
+# Code that says where the secret is kept, not the secret: a dotted name (``process.env.DB_PASSWORD``,
+# ``self.password``) or a call or subscript (``os.getenv(``, ``get_password()``, ``os.environ[``). Each name is
+# letters with digits only at its end, as people name things; generated parts (``pat.rg19u5u1w…``) are not.
+_CODE_REFERENCE = re.compile(r"^[A-Za-z_$]+\d*(?:(?:\.[A-Za-z_$]+\d*)+$|(?:\.[A-Za-z_$]+\d*)*[(\[])")
+# A file that holds the secret: a home, relative or absolute path of two parts or more (``/etc/app/key.pem``).
+_FILE_PATH = re.compile(r"^(?:~|\.\.?)/\S*$|^/(?:[\w.-]+/)+[\w.-]+$")
+# What documentation writes where a key goes: a marker word, an ellipsis (AWS's "…EXAMPLEKEY", "sk-…").
+_STAND_IN_MARK = re.compile(r"EXAMPLE|\.{3}|…", re.IGNORECASE)
+COUNTING_RUN = 6
+"""Length of a run of consecutive characters (``123456``, ``abcdef``) that marks a value as typed by a person:
+a generated base62 value of 40 characters holds one with a chance near 1 in 10 million, hex near 1 in 30,000."""
 
 
 def _is_placeholder_body(token: str) -> bool:
     """A body of few distinct characters (``xxxx``, ``1111``) or spelled-out words is a stand-in, not a key."""
     body = _BODY.sub("", token, count=1)
     return len(set(body.replace("-", "").replace("_", ""))) < 6 or bool(re.search(r"x{6,}|X{6,}", body))
+
+
+def _has_counting_run(value: str) -> bool:
+    """Whether `value` counts up through `COUNTING_RUN` digits or letters in a row ("0123456789", "abcdefg")."""
+    run = 1
+    for previous, char in zip(value, value[1:], strict=False):
+        same_kind = previous.isdigit() == char.isdigit() and previous.isalnum() and char.isalnum()
+        run = run + 1 if same_kind and ord(char.lower()) == ord(previous.lower()) + 1 else 1
+        if run >= COUNTING_RUN:
+            return True
+    return False
+
+
+def is_stand_in(value: str) -> bool:
+    """A value written in place of a key: a marker word or ellipsis, a counting run, or few distinct characters.
+
+    Used where the context alone makes a value a secret (an assignment, a bearer header, a generated-looking
+    run), so a stand-in there is the only evidence against it; vendor formats use `_is_placeholder_body`.
+    """
+    return bool(_STAND_IN_MARK.search(value)) or _has_counting_run(value) or _is_placeholder_body(value)
 
 
 def _random_enough(token: str) -> bool:
@@ -94,8 +129,11 @@ def _vendor_tokens(text: str) -> Iterator[Span]:
         if name := _NAME_PREFIX.match(token):  # "token=sq0atp-…": the value after the name
             candidates.append((start + name.end(), token[name.end() :]))
         for offset, candidate in candidates:
-            if not _VENDOR.fullmatch(candidate) or _is_placeholder_body(candidate):
+            if not _VENDOR.fullmatch(candidate) or _is_placeholder_body(candidate) or _STAND_IN_MARK.search(candidate):
                 continue
+            body = _BODY.sub("", candidate, count=1)
+            if body.isalpha() and _looks_like_words(body):
+                continue  # a letters-only format (Hugging Face) filled with words: ``hf_requiredCharacteristic…``
             if candidate.startswith("sk-") and not candidate.startswith("sk-ant-") and not _random_enough(candidate):
                 continue
             yield offset, offset + len(candidate)
@@ -107,18 +145,21 @@ def find_secrets(text: str) -> Iterator[Span]:
 
     Slack webhooks, Telegram bot tokens, bearer and basic auth values, passwords in URLs, and values assigned to
     names ending in password, secret, token, api key or credentials (a value of letters alone, a short count,
-    a placeholder or a reference is not).
+    a placeholder, a stand-in, a reference, code or a file path is not).
     """
     yield from _vendor_tokens(text)
     for match in _PRIVATE_KEY.finditer(text):
-        if len(re.sub(r"-----[^-]+-----|\s", "", match.group())) >= 40:
+        body = re.sub(r"-----[^-]+-----|\s", "", match.group())
+        if len(body) >= 40 and not _STAND_IN_MARK.search(body) and not re.search(r"x{6,}|X{6,}", body):
             yield match.span()
     for pattern in (_SLACK_WEBHOOK, _TELEGRAM):
         for match in pattern.finditer(text):
             yield match.span()
-    for pattern in (_BEARER, _URL_CREDENTIALS):
-        for match in pattern.finditer(text):
+    for match in _BEARER.finditer(text):
+        if not (is_stand_in(match.group("value")) or _WORDS.match(match.group("value"))):
             yield match.span("value")
+    for match in _URL_CREDENTIALS.finditer(text):
+        yield match.span("value")
     for match in _ASSIGNED.finditer(text):
         value = match.group("value").rstrip(".")
         if (
@@ -126,6 +167,9 @@ def find_secrets(text: str) -> Iterator[Span]:
             or _PLACEHOLDER.search(match.group("value"))
             or _WORDS.match(value)
             or (value.isdigit() and len(value) < 12)
+            or _CODE_REFERENCE.match(value)
+            or _FILE_PATH.match(value)
+            or is_stand_in(value)
         ):
             continue
         yield match.start("value"), match.start("value") + len(value)
@@ -136,8 +180,18 @@ def find_secrets(text: str) -> Iterator[Span]:
 _RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/_=-])")
 _HEX = re.compile(r"^[0-9a-fA-F-]+$")
 _OBJECT_ID = re.compile(r"^[a-z]{2,6}_[A-Za-z0-9]{8,}$")
-# Base64 of a PNG, JPEG, GIF, PDF or ZIP file: content, not a credential; ``eyJ`` alone is a JSON header.
-_NOT_SECRET_BASE64 = re.compile(r"^(?:iVBORw0KGgo|/9j/|R0lGOD|JVBERi0|UEsDB|eyJ)")
+# Base64 of a PNG, JPEG, GIF, PDF or ZIP file: content, not a credential; ``eyJ`` alone is a JSON header; an SSH
+# public key blob (``AAAAB3NzaC1yc2E…``) is public; ``sha512-…`` is a Subresource Integrity digest of a file.
+_NOT_SECRET_BASE64 = re.compile(
+    r"^(?:iVBORw0KGgo|/9j/|R0lGOD|JVBERi0|UEsDB|eyJ|AAAA[BCE][0-9A-Za-z]NzaC|(?:sha(?:1|256|384|512)|md5)-)"
+)
+# Base64 right after a data URI's ";base64," is file content; after go.sum's "h1:" it is a module's digest.
+_DATA_URI = re.compile(r";base64,$|(?<![\w-])h1:$")
+_ARMOR_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,60})-----")
+# The lines of an armoured block: base64, blank, or a header ("Version: GnuPG v2").
+_ARMOR_LINES = re.compile(r"(?:[ \t]*\r?\n(?:[\w-]+: [^\r\n]*|[A-Za-z0-9+/=]*))*+")
+ARMOR_LIMIT = 20_000
+"""Characters within which an armoured block's END line is looked for (a 16384-bit public key is ~3 KB)."""
 _WORD = re.compile(r"[A-Z]?[a-z]{2,}")
 _ENTROPY_ID_LABEL = re.compile(
     r"\b(?:order|tracking|ref|reference|request|trace|span|correlation|commit|sha|hash|checksum|uuid|id)\b"
@@ -151,6 +205,8 @@ CLASS_SWITCH_RATIO = 0.35
 """Share of neighbouring letters and digits of different classes (upper, lower, digit) a run must reach.
 Random base62/base64 switches 0.62 of the time on average (fewer than 0.5% of 24-character strings fall
 below 0.35); camelCase, snake_case and kebab-case identifiers built from words stay at or below 0.33."""
+HEX_SHARE = 0.9
+"""Share of hex digits past which a run reads as a digest (see `_mostly_hex`)."""
 WORDY_SHARE = 0.7
 """Share of a run inside word-like segments (``Word``, ``word``) at which it reads as words when letters are
 also at least 25% vowels: true of 99.97% of identifiers made of English words, of 0.23% of random base62."""
@@ -186,18 +242,58 @@ def _looks_random(run: str) -> bool:
     return not _looks_like_words(run)
 
 
+def _mostly_hex(run: str) -> bool:
+    """A digest with a short tag ("…76257db-al32"): `HEX_SHARE` of its characters hex digits of one case.
+
+    Generated base62 or base36 is a third to a half hex digits; a run past `HEX_SHARE` is a hash, a UUID or an id
+    built on one, which the hex-only rule already leaves alone.
+    """
+    chars = [c for c in run if c.isalnum()]
+    hex_digits = max(sum(c in "0123456789abcdef" for c in chars), sum(c in "0123456789ABCDEF" for c in chars))
+    return hex_digits >= HEX_SHARE * len(chars)
+
+
+def _public_armor(text: str) -> Iterator[Span]:
+    """ASCII-armoured blocks that hold no secret: certificates, public keys, signatures, encrypted messages.
+
+    Their base64 lines look generated but are public by design; private key blocks are `find_secrets`' job. A
+    block whose END line is missing within `ARMOR_LIMIT` characters (a truncated paste) ends with its base64
+    and header lines.
+    """
+    position = 0
+    while begin := _ARMOR_BEGIN.search(text, position):
+        end = text.find("-----END", begin.end(), begin.end() + ARMOR_LIMIT)
+        if end == -1:
+            lines = _ARMOR_LINES.match(text, begin.end())
+            end = lines.end() if lines else begin.end()
+        position = max(end, begin.end())
+        if "PRIVATE" not in begin.group(1):
+            yield begin.start(), end
+
+
 def find_high_entropy(text: str) -> Iterator[Span]:
     """Runs of 24+ base64/base62 characters that look generated: likely secrets of a vendor we do not know.
 
-    Hex-only runs (git SHAs, checksums, UUIDs), ``prefix_…`` object ids (``cus_…``, ``pi_…``), base64 of
-    common file formats and the path of a URL are left alone, as are runs
-    labelled as an id ("request id", "commit", "tracking").
+    Hex-only and mostly-hex runs (git SHAs, checksums, UUIDs, a digest with a tag), ``prefix_…`` object ids
+    (``cus_…``, ``pi_…``), base64 of common file formats, SSH public keys, SRI, go.sum and data-URI payloads,
+    the lines of public armoured blocks (certificates, public keys), stand-ins and the path of a URL are left
+    alone, as are runs labelled as an id ("request id", "commit", "tracking").
     """
+    public = list(_public_armor(text))  # disjoint and in text order, so one bisection finds the block of a run
+    public_starts = [start for start, _ in public]
     for match in _RUN.finditer(text):
         run = match.group().rstrip("=")
-        if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run):
+        block = bisect.bisect_right(public_starts, match.start()) - 1
+        if block >= 0 and match.start() < public[block][1]:
             continue
-        if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _IN_URL, 200):
+        if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run) or _mostly_hex(run):
+            continue
+        if is_stand_in(run):
+            continue
+        if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _DATA_URI, 8):
+            continue
+        lead = len(run) - len(run.lstrip("/"))  # "ipfs://Qm…": the run took the slashes after the scheme
+        if has_label(text, match.start() + lead, _IN_URL, 200):
             continue
         if _looks_random(run):
             yield match.span()
