@@ -8,6 +8,12 @@ counts as detected (or as a false alarm) when the verdict is ``block``. The spli
 rules were tuned: ``tune`` is what the rules were improved on, ``holdout`` was never looked at for tuning, so its
 figures are the estimate for text nobody here wrote.
 
+Two columns: the rules alone (``InjectionScreen(classifier=False)``) and the default screen, whose second stage,
+a logistic model of jailbreak wording, scores user input. That model was trained on public data
+(``bench/data/injection/train_classifier.py``): the tune split and other texts of the same projects, minus any
+text whose word 6-grams are half or more in the holdout. The holdout was not read to train it or to choose its
+threshold (chosen by cross-validation on the training data: at most 0.5% of its benign texts flagged).
+
 Throughput: every text of both sets, screened once (texts/s and MB/s); then pages of about 1 MB built from one
 hostile fragment repeated (unclosed hidden elements, unclosed tags, runs of newlines, open image links, ...), the
 inputs that made rules quadratic, each timed once, with the time at 512 KB to show that doubling the input
@@ -70,11 +76,15 @@ def context(sample: dict[str, Any]) -> GuardContext:
 
 
 def quality(samples: list[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
-    """Per table (attacks by kind, by family, by carrier; benign likewise): name → [flagged, total]."""
-    screen = InjectionScreen()
-    tables: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    """Per table (attacks by kind, by family, by carrier; benign likewise): name → [rules, both stages, total].
+
+    "rules" is ``InjectionScreen(classifier=False)``; "both stages" the default, whose second stage scores user
+    input only (direct attacks and user prompts), so the two columns differ on those rows alone.
+    """
+    screens = (InjectionScreen(classifier=False), InjectionScreen())
+    tables: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
     for sample in samples:
-        flagged = int(screen.check(sample["text"], context(sample)).action == "block")
+        flagged = [int(screen.check(sample["text"], context(sample)).action == "block") for screen in screens]
         family = sample["family"]
         rows = [("kind", sample["kind"]), ("family", family)]
         if "_in_" in family:  # planted payloads: also by the payload's source and by the carrier
@@ -82,8 +92,9 @@ def quality(samples: list[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
             rows += [("family", f"{payload} (planted, all carriers)"), ("carrier", carrier)]
         for table, name in rows:
             cell = tables[f"{sample['label']}:{table}"][name]
-            cell[0] += flagged
-            cell[1] += 1
+            cell[0] += flagged[0]
+            cell[1] += flagged[1]
+            cell[2] += 1
     return tables
 
 
@@ -111,12 +122,14 @@ def hostile_pages() -> dict[str, dict[str, float]]:
     return out
 
 
-def percent(cell: list[int]) -> str:
-    return f"{cell[0]:>4}/{cell[1]:<4} {100 * cell[0] / cell[1]:5.1f}%" if cell[1] else "-"
+def percent(flagged: int, total: int) -> str:
+    return f"{flagged:>4}/{total:<4} {100 * flagged / total:5.1f}%" if total else "-"
 
 
 def print_quality(split: str, tables: dict[str, dict[str, list[int]]]) -> None:
     print(f"\n## {split}: detected attacks (block) and false alarms on benign texts")
+    if split == "tune":
+        print("(the classifier was trained on tune: its column here is a training figure, not an estimate)")
     for key, title in (
         ("attack:kind", "attacks by kind"),
         ("benign:kind", "false alarms by kind"),
@@ -124,9 +137,9 @@ def print_quality(split: str, tables: dict[str, dict[str, list[int]]]) -> None:
         ("attack:carrier", "planted payloads by carrier"),
         ("benign:family", "false alarms by family"),
     ):
-        print(f"\n{title:<52} {'flagged/total':>18}")
-        for name, cell in sorted(tables.get(key, {}).items()):
-            print(f"  {name:<50} {percent(cell):>18}")
+        print(f"\n{title:<52} {'rules':>18} {'rules + classifier':>20}")
+        for name, (rules, both, total) in sorted(tables.get(key, {}).items()):
+            print(f"  {name:<50} {percent(rules, total):>18} {percent(both, total):>20}")
 
 
 def main() -> None:
