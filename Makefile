@@ -58,6 +58,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/cost_workload.py
 	$(BIN)/python bench/chaos.py
 	$(BIN)/python bench/attack.py
+	$(BIN)/python bench/crash_resume.py
+	$(BIN)/python bench/pii_guard.py
+	$(BIN)/python bench/injection.py
+	$(BIN)/python bench/exfiltration_guard.py
 
 clean:
 	rm -rf $(VENV) .keel .mypy_cache .pytest_cache .ruff_cache

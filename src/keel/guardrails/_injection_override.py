@@ -172,7 +172,8 @@ RULES: Final[tuple[Rule, ...]] = (
         "instruction_override",
         1.0,
         # The persona jailbreaks' promise: a model bound by no rule. "not bound by any of their policies", "has no
-        # moral or ethical restrictions", "without regard for legality, ethics", "unfiltered and uncensored".
+        # moral or ethical restrictions", "without regard for legality, ethics", "unfiltered and uncensored", "has
+        # broken free of the typical confines of AI".
         r"\b(?:not|never|no\s+longer)\s+(?:be\s+)?(?:bound|restricted|limited|constrained)\s+by\s+(?:any\s+)?"
         r"(?:of\s+)?(?:the\s+|their\s+|its\s+|your\s+|openai'?s?\s+)?(?:rules|policies|restrictions|guidelines|"
         r"ethics|filters|content\s+polic(?:y|ies))\b"
@@ -182,6 +183,8 @@ RULES: Final[tuple[Rule, ...]] = (
         r"(?:the\s+)?(?:legality|ethics|morality|morals|consequences|laws?|rules|potential\s+harm)\b"
         r"|\bregardless\s+of\s+(?:any\s+)?(?:ethical|moral|legal)\b|\bfree\s+(?:from|of)\s+all\s+(?:ethics|morals|rules)\b"
         r"|\bnot\s+required\s+to\s+follow\s+any\s+(?:rules|policies|guidelines)\b"
+        r"|\b(?:broken|broke|break|breaks|breaking)\s+free\s+(?:of|from)\s+the\s+(?:typical\s+|usual\s+)?confines\s+of\s+"
+        r"(?:an?\s+)?(?:ai|language\s+models?|llms?|chatbots?|its\s+programming)\b"
         r"|\bunfiltered\s+(?:and|&)\s+(?:uncensored|unrestricted|amoral)\b|\buncensored\s+(?:and|&)\s+unfiltered\b"
         r"|\b(?:bypass|bypassing|ignore|ignoring|break|breaking)\s+(?:all\s+)?(?:of\s+)?(?:openai'?s?|anthropic'?s?)\s+"
         r"(?:content\s+)?(?:polic(?:y|ies)|limitations|rules|guidelines|restrictions|constraints|tos)\b"
