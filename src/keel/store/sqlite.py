@@ -89,6 +89,7 @@ class SQLiteStore:
                 f"no store at {self.path} yet: run an agent first, or point KEEL_STORE/--store at an existing store",
                 path=str(self.path),
             )
+        conn: sqlite3.Connection | None = None
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,11 +107,30 @@ class SQLiteStore:
                     raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
                 conn.execute(f"PRAGMA synchronous={sync}")
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(
-                f"cannot open the store at {self.path}: {exc}. Check that the directory exists and is "
-                "writable, or point KEEL_STORE at another file."
-            ) from exc
+            if conn is not None:
+                conn.close()
+            advice = ". Check that the directory exists and is writable, or point KEEL_STORE at another file."
+            raise self._error("open", exc, advice) from exc
         return conn
+
+    def _error(self, doing: str, exc: OSError | sqlite3.Error, advice: str = "") -> StoreError:
+        """What a failed SQLite call means for the user: said plainly when the file is not a store or is damaged.
+
+        Neither is repaired: SQLite refuses such a file before writing to it, and a failed write is rolled back.
+        """
+        code = getattr(exc, "sqlite_errorname", "")
+        kept = "The write was not made" if doing == "write to" else "Nothing was written to it"
+        if code == "SQLITE_NOTADB":
+            return StoreError(
+                f"{self.path} is not a Keel store: it is not an SQLite database ({exc}). {kept}; point "
+                "KEEL_STORE/--store at a Keel store."
+            )
+        if code.startswith("SQLITE_CORRUPT"):
+            return StoreError(
+                f"the store at {self.path} is corrupt: SQLite cannot read it ({exc}), as with a truncated or damaged "
+                f"file. {kept}; restore it from a backup, or point KEEL_STORE/--store at another store."
+            )
+        return StoreError(f"cannot {doing} the store at {self.path}: {exc}{advice}")
 
     def _readable(self, conn: sqlite3.Connection, target: str | Path) -> sqlite3.Connection:
         """`conn`, or, for a WAL store on a read-only disk or directory, a connection that can read it.
@@ -136,7 +156,7 @@ class SQLiteStore:
         try:
             version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+            raise self._error("read", exc) from exc
         if version > SCHEMA_VERSION:
             raise StoreVersionError(
                 f"the store at {self.path} has schema version {version}, newer than this Keel "
@@ -174,7 +194,7 @@ class SQLiteStore:
                     self._conn.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot prepare the store at {self.path}: {exc}") from exc
+            raise self._error("prepare", exc) from exc
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
@@ -182,7 +202,7 @@ class SQLiteStore:
                 self._writes += 1
                 return self._conn.execute(sql, params)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+            raise self._error("write to", exc) from exc
 
     def _transaction(
         self, run_id: str, *statements: tuple[str, tuple[Any, ...]], counted: Sequence[tuple[Any, ...]] = ()
@@ -206,7 +226,7 @@ class SQLiteStore:
                     self._conn.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+            raise self._error("write to", exc) from exc
 
     def _immediate(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `work` in a ``BEGIN IMMEDIATE`` transaction: other processes' writers wait (``busy_timeout``)."""
@@ -222,14 +242,14 @@ class SQLiteStore:
                     raise
                 return result
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+            raise self._error("write to", exc) from exc
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
                 return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+            raise self._error("read", exc) from exc
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run together with its first event, in one transaction."""
@@ -404,7 +424,7 @@ class SQLiteStore:
             with self._lock:
                 return _sqlite_spend.totals(self._conn, key, since, now)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+            raise self._error("read", exc) from exc
 
     async def add_review(self, item: ReviewItem) -> None:
         """Insert a new review item and commit it."""
