@@ -56,6 +56,17 @@ _T = TypeVar("_T")
 _AFTER_MIGRATION: dict[int, Callable[[sqlite3.Connection], None]] = {4: _sqlite_rollups.backfill}
 
 
+def _migrated(conn: sqlite3.Connection) -> None:
+    """Bring the schema from its version to ours (read under the write lock: another process may have migrated it)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in split(MIGRATIONS[number - 1]):
+            conn.execute(statement)
+        if number in _AFTER_MIGRATION:
+            _AFTER_MIGRATION[number](conn)
+        conn.execute(f"PRAGMA user_version={number}")
+
+
 class SQLiteStore:
     """Runs and journals in one SQLite file (default ``.keel/keel.db``).
 
@@ -175,26 +186,8 @@ class SQLiteStore:
             )
 
     def _migrate(self) -> None:
-        try:
-            version = self._version()
-            if version == SCHEMA_VERSION:
-                return
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then skip
-                try:
-                    version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-                    for number in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in split(MIGRATIONS[number - 1]):
-                            self._conn.execute(statement)
-                        if number in _AFTER_MIGRATION:
-                            _AFTER_MIGRATION[number](self._conn)
-                        self._conn.execute(f"PRAGMA user_version={number}")
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise self._error("prepare", exc) from exc
+        if self._version() != SCHEMA_VERSION:
+            self._atomic(_migrated, doing="prepare")  # one process migrates; the others wait, then skip
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
@@ -211,28 +204,27 @@ class SQLiteStore:
 
         Each statement must change a row (an UPDATE of an unknown run rolls all back).
         """
-        try:
-            with self._lock:
-                self._conn.execute("BEGIN")
-                try:
-                    for sql, params in statements:
-                        if self._conn.execute(sql, params).rowcount == 0:
-                            raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
-                    if counted:
-                        self._conn.executemany(_sqlite_rollups.UPSERT, counted)
-                    self._writes += 1
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise self._error("write to", exc) from exc
 
-    def _immediate(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` in a ``BEGIN IMMEDIATE`` transaction: other processes' writers wait (``busy_timeout``)."""
+        def work(conn: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                if conn.execute(sql, params).rowcount == 0:
+                    raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
+            if counted:
+                conn.executemany(_sqlite_rollups.UPSERT, counted)
+
+        self._atomic(work, begin="BEGIN")
+
+    def _atomic(
+        self, work: Callable[[sqlite3.Connection], _T], *, begin: str = "BEGIN IMMEDIATE", doing: str = "write to"
+    ) -> _T:
+        """Run `work` in one transaction, rolled back if it raises.
+
+        ``BEGIN IMMEDIATE`` (the default) takes the write lock first: other processes' writers wait
+        (``busy_timeout``), so what `work` reads cannot change before it writes.
+        """
         try:
             with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(begin)
                 try:
                     result = work(self._conn)
                     self._writes += 1
@@ -242,7 +234,7 @@ class SQLiteStore:
                     raise
                 return result
         except sqlite3.Error as exc:
-            raise self._error("write to", exc) from exc
+            raise self._error(doing, exc) from exc
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
@@ -303,7 +295,7 @@ class SQLiteStore:
             conn.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
             conn.execute(INSERT_EVENT, event_row(self._sealing.seal_event(first)))
 
-        self._immediate(claim)
+        self._atomic(claim)
         return await self.get_run(run_id)
 
     async def get_run(self, run_id: str) -> RunRecord:
@@ -388,7 +380,7 @@ class SQLiteStore:
                 "DELETE FROM cache WHERE key IN (SELECT key FROM cache WHERE expires_at <= ? LIMIT 100)", (now,)
             )
 
-        self._immediate(put)
+        self._atomic(put)
 
     async def data_version(self) -> int:
         """A number that changes whenever the store changed, in this process or another: cheap, for polling."""
@@ -403,7 +395,7 @@ class SQLiteStore:
         The write lock is taken before the sums are read, so reservations from any number of processes are
         serialized: each sees every reservation committed before it.
         """
-        return self._immediate(lambda conn: _sqlite_spend.reserve(conn, entry, checks, purge_before))
+        return self._atomic(lambda conn: _sqlite_spend.reserve(conn, entry, checks, purge_before))
 
     async def settle_spend(self, entry: SpendEntry) -> None:
         """Replace the reservation's rows by the settled entry, in one transaction."""
@@ -412,7 +404,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM spend WHERE entry_id = ?", (entry.entry_id,))
             _sqlite_spend.insert_entry(conn, entry)
 
-        self._immediate(settle)
+        self._atomic(settle)
 
     async def release_spend(self, entry_id: str) -> None:
         """Delete the reservation's rows."""
@@ -449,7 +441,7 @@ class SQLiteStore:
     ) -> ReviewItem:
         """Decide a pending item in one ``BEGIN IMMEDIATE`` transaction: the first decision wins, across processes."""
         sealed = self._sealing.seal_note(review_id, note)
-        return self._immediate(
+        return self._atomic(
             lambda conn: _sqlite_reviews.decide(
                 conn, review_id, decision, by, sealed, at, str(self.path), self._sealing.open_review
             )
