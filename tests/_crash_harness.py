@@ -130,9 +130,9 @@ class Trial:
             text=True,
         )
 
-    def _wait(self, condition, proc: subprocess.Popen[str]) -> bool:
-        """Poll until `condition` holds (True) or `proc` exits (False); bounded by the deadline."""
-        deadline = time.monotonic() + _DEADLINE_S
+    def _wait(self, condition, proc: subprocess.Popen[str], within_s: float = _DEADLINE_S) -> bool:
+        """Poll until `condition` holds (True) or `proc` exits or `within_s` passes (False)."""
+        deadline = time.monotonic() + within_s
         while not condition():
             if proc.poll() is not None or time.monotonic() > deadline:
                 return bool(condition())
@@ -141,9 +141,7 @@ class Trial:
 
     def _kill_later(self, proc: subprocess.Popen[str]) -> int:
         """Kill `proc` at a random moment of the window; 1 if it was still running then."""
-        deadline = time.monotonic() + self.rng.uniform(0, self.chaos.kill_window_s)
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+        self._wait(lambda: False, proc, within_s=self.rng.uniform(0, self.chaos.kill_window_s))
         killed = proc.poll() is None
         if killed:
             proc.send_signal(signal.SIGKILL)

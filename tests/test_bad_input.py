@@ -469,8 +469,8 @@ def scrambled(path: Path) -> None:
     ("spoil", "error"),
     [
         (newer_schema, "StoreVersionError: the store at .* has schema version 999, newer than this Keel understands"),
-        (garbage, "StoreError: cannot open the store at .*: file is not a database"),
-        (scrambled, "StoreError: cannot open the store at .*: database disk image is malformed"),
+        (garbage, "StoreError: .* is not a Keel store: it is not an SQLite database"),
+        (scrambled, "StoreError: the store at .* is corrupt: SQLite cannot read it"),
     ],
     ids=["newer-schema", "not-a-database", "corrupt"],
 )

@@ -13,7 +13,9 @@ import pytest
 
 from keel import Agent, Escalation, ReviewQueue, RunStatus, open_store, tool
 from keel.errors import ConfigError, JournalKeyError
+from keel.journal import Event, EventKind
 from keel.store import Store, new_journal_key
+from keel.store.base import ReviewItem, RunRecord
 from keel.testing import ScriptedModel, call, reply
 
 POSTGRES = os.environ.get("KEEL_TEST_POSTGRES_URL", "")
@@ -179,6 +181,30 @@ def test_a_sealed_value_moved_to_another_run_does_not_open(tmp_path: Path) -> No
         )
     with pytest.raises(JournalKeyError, match="altered or moved"):
         asyncio.run(open_store(path, encryption_key=KEY).get_run(second))
+
+
+def test_each_content_field_of_runs_and_reviews_is_sealed_and_reads_back_and_empty_ones_stay_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keel.db"
+    store = open_store(path, encryption_key=KEY)
+    full = RunRecord("r1", "desk", TASK, "m", output={"to": "Ana"}, report={"done": ["Calle"]}, reason="for Ana")
+    bare = RunRecord("r2", "desk", "", "m")  # no output, report nor reason yet, and an empty task
+    for run in (full, bare):
+        asyncio.run(store.create_run(run, Event(run.run_id, 1, EventKind.RUN_STARTED)))
+    item = ReviewItem("rev-1", "r1", "desk", "refund for Ana", "refund", {"who": "Ana"}, note="Ana called")
+    asyncio.run(store.add_review(item))
+    asyncio.run(store.add_review(ReviewItem("rev-2", "r2", "desk", "", "refund")))
+
+    assert asyncio.run(store.get_run("r1")) == full and asyncio.run(store.get_run("r2")) == bare
+    assert asyncio.run(store.get_review("rev-1")) == item
+    assert asyncio.run(store.get_review("rev-2")).reason == ""
+    with sqlite3.connect(path) as conn:
+        task, output, report, reason = conn.execute("SELECT task, output, report, reason FROM runs").fetchone()
+        reviews = conn.execute("SELECT reason, arguments, note FROM reviews ORDER BY id").fetchall()
+    assert all("keel-sealed:v1:" in str(v) and "Ana" not in str(v) for v in (task, output, report, reason))
+    assert all("keel-sealed:v1:" in str(v) and "Ana" not in str(v) for v in reviews[0])
+    assert reviews[1][0] == "" and reviews[1][2] == "", "an empty text has nothing to hide"
 
 
 def test_cached_tool_results_are_sealed_too(tmp_path: Path) -> None:

@@ -32,6 +32,9 @@ class Budget:
     answer_reserve: float = 0.1
     """The share of `max_tokens`, `max_cost_usd` and `timeout_s` that ordinary turns leave untouched, so that a
     run stopped by a bound can still pay for one best-effort answer from what it gathered (0 turns it off)."""
+    max_tool_calls_per_step: int = 16
+    """Tool calls of one model turn that may run; the turn's further calls are rejected, and count as one
+    rejection together."""
 
     @property
     def reserved_s(self) -> float:
@@ -45,6 +48,7 @@ class Budget:
             ("max_steps", self.max_steps, False),
             ("timeout_s", self.timeout_s, True),
             ("max_tool_rejections", self.max_tool_rejections, False),
+            ("max_tool_calls_per_step", self.max_tool_calls_per_step, False),
         ]
         for name, value, may_be_zero_cost in checks:
             if value is None:
@@ -53,6 +57,9 @@ class Budget:
                 raise ConfigError(f"Budget.{name} must be a number, got {value!r}")
             if value < 0 or (value == 0 and not may_be_zero_cost):
                 raise ConfigError(f"Budget.{name} must be positive, got {value!r}")
+        per_step = self.max_tool_calls_per_step
+        if per_step is None or isinstance(per_step, float):  # a count of calls, and every turn has one
+            raise ConfigError(f"Budget.max_tool_calls_per_step must be a whole number, got {per_step!r}")
         reserve = self.answer_reserve
         if isinstance(reserve, bool) or not isinstance(reserve, int | float) or not 0 <= reserve <= 0.5:
             raise ConfigError(f"Budget.answer_reserve must be a share between 0 and 0.5, got {reserve!r}")

@@ -39,8 +39,8 @@ def _arguments(raw: str) -> Any:
     return parsed
 
 
-async def _reject(state: RunState, rejected: Rejected) -> ToolResultMessage:
-    state.rejections += 1
+async def _reject(state: RunState, rejected: Rejected, *, counted: bool = True) -> ToolResultMessage:
+    state.rejections += counted
     event = await record(
         state,
         EventKind.TOOL_REJECTED,
@@ -150,6 +150,33 @@ def _needing_approval(state: RunState, checked: list[ValidCall | Rejected], conf
     return held
 
 
+def _beyond_the_bound(call: ToolCall, asked: int, limit: int) -> Rejected:
+    """A call past the turn's first `limit`: not validated, not run, answered so the model can ask again."""
+    return Rejected(
+        call,
+        f"Not run: this turn asked for {asked} tool calls, more than the {limit} one turn may make "
+        f"(max_tool_calls_per_step={limit}); the first {limit} were handled. Ask for this call again in a later "
+        "turn if you still need it.",
+    )
+
+
+def _checked(
+    state: RunState, calls: Sequence[ToolCall], turn: Sequence[ToolCall]
+) -> tuple[list[ValidCall | Rejected], set[str]]:
+    """Each call validated, or rejected when past the turn's bound; and the rejections that do not count.
+
+    The calls past the bound are one mistake of the model's, counted once (by the first of them), so a turn of
+    thousands of calls is answered without ending the run unless the model keeps doing it.
+    """
+    bound = state.spec.budget.max_tool_calls_per_step
+    allowed = {call.id for call in turn[:bound]}
+    checked = [
+        validate_call(state.spec.registry, call) if call.id in allowed else _beyond_the_bound(call, len(turn), bound)
+        for call in calls
+    ]
+    return checked, {call.id for call in turn[bound + 1 :]}
+
+
 def _denied(state: RunState, call: ToolCall, item: ReviewItem) -> ToolResultMessage:
     state.not_done.append(f"{call_summary(call)} -> denied by {item.decided_by}")
     return ToolResultMessage(call.id, call.name, denial_feedback(item), is_error=True)
@@ -161,14 +188,19 @@ async def act(
     *,
     confidence: float | None = None,
     decisions: Mapping[str, ReviewItem] | None = None,
+    turn: Sequence[ToolCall] | None = None,
 ) -> Finish | None:
     """Handle one turn's tool calls; return a `Finish` when the run pauses for a person or must stop.
 
     A turn with a call that needs approval is held whole, before anything of it is journaled or run.
     Resuming it passes the person's `decisions` (call id → decided review item): approved and unreviewed calls
     run, denied ones are reported to the model as denied.
+
+    Only the first ``Budget.max_tool_calls_per_step`` calls of the model's `turn` (all of it; `calls` is what
+    is left of it to answer, on a resume) are validated and may run; the rest are rejected, together one
+    rejection against ``max_tool_rejections``.
     """
-    checked = [validate_call(state.spec.registry, call) for call in calls]
+    checked, uncounted = _checked(state, calls, calls if turn is None else turn)
     if decisions is None and (held := _needing_approval(state, checked, confidence)):
         return await hold_tool_calls(state, tuple(calls), held, confidence)
     decided = decisions or {}
@@ -177,7 +209,7 @@ async def act(
     denied: dict[int, ReviewItem] = {}
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
-            replies[index] = await _reject(state, item)
+            replies[index] = await _reject(state, item, counted=item.call.id not in uncounted)
         elif (review := decided.get(item.call.id)) is not None and review.status == "denied":
             denied[index] = review
         else:

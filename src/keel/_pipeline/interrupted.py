@@ -205,7 +205,8 @@ async def _finish_turn(
         held = {valid.call.id for valid, _ in unsafe}
         others = [call for call in missing if call.id not in held]
         return await hold_failed_calls(state, unsafe, trigger="interrupted", also=others)
-    return await act(state, missing, decisions={})  # part of the turn ran: it was authorized whole, not asked again
+    # Part of the turn ran: it was authorized whole, not asked again; its bound counts from the whole turn.
+    return await act(state, missing, decisions={}, turn=calls)
 
 
 _TURN_BEGUN = (EventKind.TOOL_CALLED, EventKind.TOOL_REJECTED, EventKind.CHECKPOINT, EventKind.REVIEW_DECIDED)

@@ -116,7 +116,8 @@ def replay(spec: RunSpec, row: RunRecord, events: list[Event]) -> RunState:
 
 def _tool_rejected(state: RunState, turn: _Turn, event: Event) -> None:
     payload = event.payload
-    state.rejections += 1
+    # The running count as journaled: the calls past a turn's bound share one (`act`).
+    state.rejections = int(payload.get("rejections", state.rejections + 1))
     call_id = payload["call_id"]
     turn.results[call_id] = ToolResultMessage(call_id, payload["tool"], payload["reason"], is_error=True)
     turn.rejected = True

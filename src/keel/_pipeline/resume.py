@@ -150,10 +150,11 @@ async def _resume_tool_calls(
         for e in state.events
         if e.seq > after and e.kind in (EventKind.TOOL_CALLED, EventKind.TOOL_REJECTED)
     }
-    calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in pending["calls"] if c["id"] not in answered]
+    turn = [ToolCall(c["id"], c["name"], c["arguments"]) for c in pending["calls"]]
+    calls = [call for call in turn if call.id not in answered]
     if not calls:
         return None
-    return await act(state, calls, decisions=decisions)
+    return await act(state, calls, decisions=decisions, turn=turn)
 
 
 async def _resume_answer(state: RunState, pending: dict[str, Any], item: ReviewItem) -> Finish | None:

@@ -75,29 +75,6 @@ class ObservingStore:
         except Exception as exc:  # a display problem (closed pipe, …) must not fail the run
             self.callback_error = exc
 
-    async def get_run(self, run_id: str) -> RunRecord:
-        """The run with this id."""
-        return await self.inner.get_run(run_id)
-
-    async def list_runs(
-        self,
-        *,
-        limit: int = 20,
-        agent: str | None = None,
-        session_id: str | None = None,
-        status: RunStatus | None = None,
-        since: float | None = None,
-        offset: int = 0,
-    ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered."""
-        return await self.inner.list_runs(
-            limit=limit, agent=agent, session_id=session_id, status=status, since=since, offset=offset
-        )
-
-    async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
-        """The journal of a run in order."""
-        return await self.inner.events(run_id, after=after, limit=limit)
-
     def close(self) -> None:
         """Close the inner store."""
         self.inner.close()

@@ -23,8 +23,8 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from keel.errors import ConfigError, JournalKeyError, MissingDependencyError
 from keel.journal import Event, EventKind
@@ -212,50 +212,47 @@ class Sealing:
         return dataclasses.replace(event, payload=json.loads(self.open_text(sealed, _event_place(event))))
 
     def seal_run(self, run: RunRecord) -> RunRecord:
-        if self._sealer is None:
-            return run
-        at = f"run:{run.run_id}"
-        return dataclasses.replace(
-            run,
-            task=self.seal_text(run.task, f"{at}:task"),
-            output=self.seal_json(run.output, f"{at}:output"),
-            report=self.seal_json(run.report, f"{at}:report"),
-            reason=None if run.reason is None else self.seal_text(run.reason, f"{at}:reason"),
-        )
+        """`run` with its content (`_CONTENT`) sealed."""
+        return run if self._sealer is None else _converted(run, f"run:{run.run_id}", self.seal_text, self.seal_json)
 
     def open_run(self, run: RunRecord) -> RunRecord:
-        at = f"run:{run.run_id}"
-        return dataclasses.replace(
-            run,
-            task=self.open_text(run.task, f"{at}:task"),
-            output=self.open_json(run.output, f"{at}:output"),
-            report=self.open_json(run.report, f"{at}:report"),
-            reason=None if run.reason is None else self.open_text(run.reason, f"{at}:reason"),
-        )
+        """`run` with its sealed content opened."""
+        return _converted(run, f"run:{run.run_id}", self.open_text, self.open_json)
 
     def seal_review(self, item: ReviewItem) -> ReviewItem:
-        if self._sealer is None:
-            return item
-        at = f"review:{item.id}"
-        return dataclasses.replace(
-            item,
-            reason=self.seal_text(item.reason, f"{at}:reason"),
-            arguments=self.seal_json(item.arguments, f"{at}:arguments"),
-            note=self.seal_note(item.id, item.note),
-        )
+        """`item` with its content (`_CONTENT`) sealed."""
+        return item if self._sealer is None else _converted(item, f"review:{item.id}", self.seal_text, self.seal_json)
 
     def seal_note(self, review_id: str, note: str) -> str:
         """A decider's note, sealed (an empty note stays empty)."""
         return self.seal_text(note, f"review:{review_id}:note") if note else note
 
     def open_review(self, item: ReviewItem) -> ReviewItem:
-        at = f"review:{item.id}"
-        return dataclasses.replace(
-            item,
-            reason=self.open_text(item.reason, f"{at}:reason"),
-            arguments=self.open_json(item.arguments, f"{at}:arguments"),
-            note=self.open_text(item.note, f"{at}:note"),
-        )
+        """`item` with its sealed content opened."""
+        return _converted(item, f"review:{item.id}", self.open_text, self.open_json)
+
+
+_CONTENT: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    RunRecord: (("task", "reason"), ("output", "report")),
+    ReviewItem: (("reason", "note"), ("arguments",)),
+}
+"""The fields of a run and of a review item that are content: its texts, and its JSON values."""
+
+_Record = TypeVar("_Record", RunRecord, ReviewItem)
+
+
+def _converted(
+    record: _Record, place: str, text: Callable[[str, str], str], value: Callable[[Any, str], Any]
+) -> _Record:
+    """`record` with each content field sealed or opened (by `text` or `value`) for ``place:field``.
+
+    One path for sealing and opening, so the two can never disagree on a field. A text that is None or empty
+    stays as it is (there is nothing to hide), as `seal_json` keeps None.
+    """
+    texts, values = _CONTENT[type(record)]
+    changes: dict[str, Any] = {name: text(got, f"{place}:{name}") for name in texts if (got := getattr(record, name))}
+    changes |= {name: value(getattr(record, name), f"{place}:{name}") for name in values}
+    return dataclasses.replace(record, **changes)
 
 
 def _event_place(event: Event) -> str:

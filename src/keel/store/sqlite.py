@@ -56,6 +56,17 @@ _T = TypeVar("_T")
 _AFTER_MIGRATION: dict[int, Callable[[sqlite3.Connection], None]] = {4: _sqlite_rollups.backfill}
 
 
+def _migrated(conn: sqlite3.Connection) -> None:
+    """Bring the schema from its version to ours (read under the write lock: another process may have migrated it)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in split(MIGRATIONS[number - 1]):
+            conn.execute(statement)
+        if number in _AFTER_MIGRATION:
+            _AFTER_MIGRATION[number](conn)
+        conn.execute(f"PRAGMA user_version={number}")
+
+
 class SQLiteStore:
     """Runs and journals in one SQLite file (default ``.keel/keel.db``).
 
@@ -89,6 +100,7 @@ class SQLiteStore:
                 f"no store at {self.path} yet: run an agent first, or point KEEL_STORE/--store at an existing store",
                 path=str(self.path),
             )
+        conn: sqlite3.Connection | None = None
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,11 +118,30 @@ class SQLiteStore:
                     raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
                 conn.execute(f"PRAGMA synchronous={sync}")
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(
-                f"cannot open the store at {self.path}: {exc}. Check that the directory exists and is "
-                "writable, or point KEEL_STORE at another file."
-            ) from exc
+            if conn is not None:
+                conn.close()
+            advice = ". Check that the directory exists and is writable, or point KEEL_STORE at another file."
+            raise self._error("open", exc, advice) from exc
         return conn
+
+    def _error(self, doing: str, exc: OSError | sqlite3.Error, advice: str = "") -> StoreError:
+        """What a failed SQLite call means for the user: said plainly when the file is not a store or is damaged.
+
+        Neither is repaired: SQLite refuses such a file before writing to it, and a failed write is rolled back.
+        """
+        code = getattr(exc, "sqlite_errorname", "")
+        kept = "The write was not made" if doing == "write to" else "Nothing was written to it"
+        if code == "SQLITE_NOTADB":
+            return StoreError(
+                f"{self.path} is not a Keel store: it is not an SQLite database ({exc}). {kept}; point "
+                "KEEL_STORE/--store at a Keel store."
+            )
+        if code.startswith("SQLITE_CORRUPT"):
+            return StoreError(
+                f"the store at {self.path} is corrupt: SQLite cannot read it ({exc}), as with a truncated or damaged "
+                f"file. {kept}; restore it from a backup, or point KEEL_STORE/--store at another store."
+            )
+        return StoreError(f"cannot {doing} the store at {self.path}: {exc}{advice}")
 
     def _readable(self, conn: sqlite3.Connection, target: str | Path) -> sqlite3.Connection:
         """`conn`, or, for a WAL store on a read-only disk or directory, a connection that can read it.
@@ -136,7 +167,7 @@ class SQLiteStore:
         try:
             version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+            raise self._error("read", exc) from exc
         if version > SCHEMA_VERSION:
             raise StoreVersionError(
                 f"the store at {self.path} has schema version {version}, newer than this Keel "
@@ -155,26 +186,8 @@ class SQLiteStore:
             )
 
     def _migrate(self) -> None:
-        try:
-            version = self._version()
-            if version == SCHEMA_VERSION:
-                return
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then skip
-                try:
-                    version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-                    for number in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in split(MIGRATIONS[number - 1]):
-                            self._conn.execute(statement)
-                        if number in _AFTER_MIGRATION:
-                            _AFTER_MIGRATION[number](self._conn)
-                        self._conn.execute(f"PRAGMA user_version={number}")
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot prepare the store at {self.path}: {exc}") from exc
+        if self._version() != SCHEMA_VERSION:
+            self._atomic(_migrated, doing="prepare")  # one process migrates; the others wait, then skip
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
@@ -182,7 +195,7 @@ class SQLiteStore:
                 self._writes += 1
                 return self._conn.execute(sql, params)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+            raise self._error("write to", exc) from exc
 
     def _transaction(
         self, run_id: str, *statements: tuple[str, tuple[Any, ...]], counted: Sequence[tuple[Any, ...]] = ()
@@ -191,28 +204,27 @@ class SQLiteStore:
 
         Each statement must change a row (an UPDATE of an unknown run rolls all back).
         """
-        try:
-            with self._lock:
-                self._conn.execute("BEGIN")
-                try:
-                    for sql, params in statements:
-                        if self._conn.execute(sql, params).rowcount == 0:
-                            raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
-                    if counted:
-                        self._conn.executemany(_sqlite_rollups.UPSERT, counted)
-                    self._writes += 1
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
 
-    def _immediate(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` in a ``BEGIN IMMEDIATE`` transaction: other processes' writers wait (``busy_timeout``)."""
+        def work(conn: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                if conn.execute(sql, params).rowcount == 0:
+                    raise UnknownRunError(f"no run {run_id!r} in the store at {self.path}")
+            if counted:
+                conn.executemany(_sqlite_rollups.UPSERT, counted)
+
+        self._atomic(work, begin="BEGIN")
+
+    def _atomic(
+        self, work: Callable[[sqlite3.Connection], _T], *, begin: str = "BEGIN IMMEDIATE", doing: str = "write to"
+    ) -> _T:
+        """Run `work` in one transaction, rolled back if it raises.
+
+        ``BEGIN IMMEDIATE`` (the default) takes the write lock first: other processes' writers wait
+        (``busy_timeout``), so what `work` reads cannot change before it writes.
+        """
         try:
             with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(begin)
                 try:
                     result = work(self._conn)
                     self._writes += 1
@@ -222,14 +234,14 @@ class SQLiteStore:
                     raise
                 return result
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the store at {self.path}: {exc}") from exc
+            raise self._error(doing, exc) from exc
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
                 return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+            raise self._error("read", exc) from exc
 
     async def create_run(self, run: RunRecord, first: Event) -> None:
         """Insert a new run together with its first event, in one transaction."""
@@ -283,7 +295,7 @@ class SQLiteStore:
             conn.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
             conn.execute(INSERT_EVENT, event_row(self._sealing.seal_event(first)))
 
-        self._immediate(claim)
+        self._atomic(claim)
         return await self.get_run(run_id)
 
     async def get_run(self, run_id: str) -> RunRecord:
@@ -368,7 +380,7 @@ class SQLiteStore:
                 "DELETE FROM cache WHERE key IN (SELECT key FROM cache WHERE expires_at <= ? LIMIT 100)", (now,)
             )
 
-        self._immediate(put)
+        self._atomic(put)
 
     async def data_version(self) -> int:
         """A number that changes whenever the store changed, in this process or another: cheap, for polling."""
@@ -383,7 +395,7 @@ class SQLiteStore:
         The write lock is taken before the sums are read, so reservations from any number of processes are
         serialized: each sees every reservation committed before it.
         """
-        return self._immediate(lambda conn: _sqlite_spend.reserve(conn, entry, checks, purge_before))
+        return self._atomic(lambda conn: _sqlite_spend.reserve(conn, entry, checks, purge_before))
 
     async def settle_spend(self, entry: SpendEntry) -> None:
         """Replace the reservation's rows by the settled entry, in one transaction."""
@@ -392,7 +404,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM spend WHERE entry_id = ?", (entry.entry_id,))
             _sqlite_spend.insert_entry(conn, entry)
 
-        self._immediate(settle)
+        self._atomic(settle)
 
     async def release_spend(self, entry_id: str) -> None:
         """Delete the reservation's rows."""
@@ -404,7 +416,7 @@ class SQLiteStore:
             with self._lock:
                 return _sqlite_spend.totals(self._conn, key, since, now)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
+            raise self._error("read", exc) from exc
 
     async def add_review(self, item: ReviewItem) -> None:
         """Insert a new review item and commit it."""
@@ -429,7 +441,7 @@ class SQLiteStore:
     ) -> ReviewItem:
         """Decide a pending item in one ``BEGIN IMMEDIATE`` transaction: the first decision wins, across processes."""
         sealed = self._sealing.seal_note(review_id, note)
-        return self._immediate(
+        return self._atomic(
             lambda conn: _sqlite_reviews.decide(
                 conn, review_id, decision, by, sealed, at, str(self.path), self._sealing.open_review
             )

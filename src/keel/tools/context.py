@@ -8,15 +8,37 @@ this keeps governance out of reach of a tool's ordinary means, not of code set o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Concatenate, Generic, ParamSpec, TypeVar, overload
 
-if TYPE_CHECKING:
-    from keel.journal import Event, EventKind
-    from keel.result import RunStatus
-    from keel.store.base import ReviewItem, ReviewStatus, RunRecord, Store
+from keel.store.base import Store
 
 __all__ = ["StoreView", "ToolContext"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _Read(Generic[_P, _R]):
+    """A read of `Store` offered by `StoreView`: the viewed store's own method, with its signature and docstring.
+
+    Declared from the protocol's method, so a read's parameters are written once, in `Store`.
+    """
+
+    def __init__(self, method: Callable[Concatenate[Store, _P], _R]) -> None:
+        self._name: str = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, view: None, owner: type[StoreView]) -> _Read[_P, _R]: ...
+    @overload
+    def __get__(self, view: StoreView, owner: type[StoreView]) -> Callable[_P, _R]: ...
+    def __get__(self, view: StoreView | None, owner: type[StoreView]) -> _Read[_P, _R] | Callable[_P, _R]:
+        if view is None:
+            return self
+        method: Callable[_P, _R] = getattr(view._store, self._name)
+        return method
 
 
 class StoreView:
@@ -24,48 +46,18 @@ class StoreView:
 
     __slots__ = ("_store", "url")
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store | StoreView) -> None:
         """View `store` (a view of a view views the same store)."""
         self._store: Store = store._store if isinstance(store, StoreView) else store
         self.url: str = store.url
         """Where the store lives."""
 
-    async def get_run(self, run_id: str) -> RunRecord:
-        """The run with this id; `UnknownRunError` when there is none."""
-        return await self._store.get_run(run_id)
-
-    async def events(self, run_id: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
-        """A run's journal in order (events after seq `after`, at most `limit`)."""
-        return await self._store.events(run_id, after=after, limit=limit)
-
-    async def list_runs(
-        self,
-        *,
-        limit: int = 20,
-        agent: str | None = None,
-        session_id: str | None = None,
-        status: RunStatus | None = None,
-        since: float | None = None,
-        offset: int = 0,
-    ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered."""
-        return await self._store.list_runs(
-            limit=limit, agent=agent, session_id=session_id, status=status, since=since, offset=offset
-        )
-
-    async def recent_events(self, kind: EventKind, *, limit: int = 100, since: float | None = None) -> list[Event]:
-        """The latest events of one kind across all runs, newest first."""
-        return await self._store.recent_events(kind, limit=limit, since=since)
-
-    async def get_review(self, review_id: str) -> ReviewItem:
-        """The review item with this id."""
-        return await self._store.get_review(review_id)
-
-    async def list_reviews(
-        self, *, status: ReviewStatus | None = None, run_id: str | None = None, limit: int = 100
-    ) -> list[ReviewItem]:
-        """Review items, in the order a reviewer works through them."""
-        return await self._store.list_reviews(status=status, run_id=run_id, limit=limit)
+    get_run = _Read(Store.get_run)
+    events = _Read(Store.events)
+    list_runs = _Read(Store.list_runs)
+    recent_events = _Read(Store.recent_events)
+    get_review = _Read(Store.get_review)
+    list_reviews = _Read(Store.list_reviews)
 
 
 @dataclass(frozen=True, slots=True)
