@@ -9,8 +9,8 @@ Two ways to count, one per kind of set:
   labelled item of the same kind; a second finding on an item already matched counts neither way. A finding
   on a span labelled with a kind Keel does not detect (a person's name, a date, a driver's licence) counts
   neither way either, as does a finding of a kind the sample's source does not label (``labelled_kinds``:
-  Nosey Parker's examples label secrets only). ``high_entropy`` findings match ``secret`` labels: that detector
-  exists to catch the secrets of vendors it knows no prefix for.
+  secret scanners' rule examples label secrets only). ``high_entropy`` findings match ``secret`` labels: that
+  detector exists to catch the secrets of vendors it knows no prefix for.
 
 Recall is given twice: over every labelled item ("raw") and over the items inside the documented scope
 (``in_scope`` in the data, decided by ``bench/data/pii/scope.py``). Precision is over every finding.

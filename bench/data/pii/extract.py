@@ -5,7 +5,7 @@ parsed with `ast` and only literal parametrize cases are kept, Go rule files are
 lists. Every sample gets its split from a hash of its text, fixed before any detector was changed:
 
     python bench/data/pii/extract.py --presidio DIR --presidio-research DIR --detect-secrets DIR --gitleaks DIR \
-        --noseyparker DIR
+        --noseyparker DIR --kingfisher DIR
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import noseyparker
+import scanner_rules
 import scope
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +32,7 @@ COMMITS = {
     "microsoft/presidio-research": "7622dec1e5f7d25dc60b57c28c39f4c4af197018",
     "Yelp/detect-secrets": "5e141933554a0b74e7341841f318be21e895339c",
     "gitleaks/gitleaks": "b58d3f102cf3a2c84cb7f923d05c25c9b1aed84b",
-    noseyparker.REPOSITORY: noseyparker.COMMIT,
+    **{repo: commit for repo, (commit, _, _) in scanner_rules.SCANNERS.items()},
 }
 
 # Presidio entity -> Keel kind. Entities Keel does not claim to detect map to None: their spans are "ignored"
@@ -525,7 +525,7 @@ def _label(sample: dict[str, Any]) -> dict[str, Any] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for repo in ("presidio", "presidio-research", "detect-secrets", "gitleaks", "noseyparker"):
+    for repo in ("presidio", "presidio-research", "detect-secrets", "gitleaks", "noseyparker", "kingfisher"):
         parser.add_argument(f"--{repo}", type=Path, required=True, help=f"bare git dir of {repo}")
     args = parser.parse_args()
     samples = [
@@ -533,7 +533,8 @@ def main() -> None:
         *presidio_research_samples(args.presidio_research),
         *detect_secrets_samples(args.detect_secrets),
         *gitleaks_samples(args.gitleaks),
-        *noseyparker.noseyparker_samples(args.noseyparker),
+        *scanner_rules.scanner_samples("praetorian-inc/noseyparker", args.noseyparker),
+        *scanner_rules.scanner_samples("mongodb/kingfisher", args.kingfisher),
     ]
     labelled = [s for s in map(_label, _merge_duplicates(samples)) if s is not None]
     for sample in labelled:

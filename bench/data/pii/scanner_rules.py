@@ -1,18 +1,22 @@
-"""Samples from Nosey Parker's rule files: each rule's ``examples`` and ``negative_examples`` (see PROVENANCE.md).
+"""Samples from secret scanners' rule files: each rule's ``examples`` and ``negative_examples`` (see PROVENANCE.md).
 
-Nosey Parker (praetorian-inc/noseyparker, Apache-2.0) keeps, next to every rule's pattern, strings the rule must
-match and strings it must not; its test suite checks both. Here:
+Nosey Parker (praetorian-inc/noseyparker) and Kingfisher (mongodb/kingfisher, which started from Nosey Parker's
+rules), both Apache-2.0, keep next to every rule's pattern strings the rule must match and strings it must not;
+their test suites check both. Here, per scanner:
 
-- a text's secrets are what the ``secret`` rules' own patterns capture in it (every capture group of every
-  match of every such rule, as Nosey Parker reports them), so the spans are the source's, not ours. A rule's
-  negative example is "not this rule", not "no secret": another rule may capture a secret in it, and then it
-  is labelled with that rule's capture.
-- a positive example of a ``secret`` rule that no pattern matches under Python's `re` is left out, as is every
-  example of a rule outside the ``secret`` category (an account id, a hostname): Nosey Parker flags an
-  identifier there, not a credential, and says nothing of the secrets around it.
+- a text's secrets are what the secret rules' own patterns capture in it (every capture group of every match of
+  every such rule, as the scanner reports them), so the spans are the source's, not ours. A rule's negative
+  example is "not this rule", not "no secret": another rule may capture a secret in it, and then it is labelled
+  with that rule's capture.
+- a secret rule is, for Nosey Parker, one in the ``secret`` category; for Kingfisher, whose rules mostly have no
+  category, one that is shown (not ``visible: false``, the helpers other rules depend on), not in the
+  ``identifier`` or ``domain`` category and not named for an id, URL, domain or host.
+- a positive example of a secret rule that no pattern matches under Python's `re` is left out, as is every
+  example of another rule (an account id, a hostname): the scanner flags an identifier there, not a
+  credential, and says nothing of the secrets around it.
 - a negative example no rule captures anything in is a text with no secret, unless it is one in Keel's sense
   all the same (`AMBIGUOUS_NEGATIVES`, read the same way as ``extract.py``'s list).
-- Nosey Parker labels secrets only: its texts carry ``labelled_kinds: ["secret"]``, so an email or address in
+- the scanners label secrets only: their texts carry ``labelled_kinds: ["secret"]``, so an email or address in
   them is neither a true nor a false positive.
 
 The YAML is read with PyYAML (``pip install pyyaml``), only to parse it; nothing from the repository runs.
@@ -22,13 +26,39 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-REPOSITORY = "praetorian-inc/noseyparker"
-COMMIT = "2e6e7f36ce36619852532bbe698d8cb7a26d2da7"
-RULES_DIR = "crates/noseyparker/data/default/builtin/rules"
+Rule = dict[str, Any]
+
+# Kingfisher names its non-secret rules for what they find: "Algolia Application ID", "Artifactory JFrog URL".
+_NAMED_FOR_A_PLACE = re.compile(r"\b(?:ID|Id|URL|Url|Domain|Host|Hostname|Endpoint|Region|Organization)\)?$")
+
+
+def _noseyparker_secret(rule: Rule) -> bool:
+    return "secret" in (rule.get("categories") or [])
+
+
+def _kingfisher_secret(rule: Rule) -> bool:
+    categories = rule.get("categories") or []
+    return (
+        rule.get("visible") is not False
+        and "identifier" not in categories
+        and "domain" not in categories
+        and not _NAMED_FOR_A_PLACE.search(rule.get("name", ""))
+    )
+
+
+# repository: (commit, rules directory, which rules find secrets)
+SCANNERS: dict[str, tuple[str, str, Callable[[Rule], bool]]] = {
+    "praetorian-inc/noseyparker": (
+        "2e6e7f36ce36619852532bbe698d8cb7a26d2da7",
+        "crates/noseyparker/data/default/builtin/rules",
+        _noseyparker_secret,
+    ),
+    "mongodb/kingfisher": ("ee7c0db3ef87575768f817820c24736249ffcdef", "data/rules", _kingfisher_secret),
+}
 
 # Negative examples that are secrets in Keel's sense (found reading the tune split; matched as substrings): a
 # value of the right shape after a secret's name, which Nosey Parker's pattern misses only for its length or
@@ -66,27 +96,27 @@ def _captured(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _rules(git_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _rules(git_dir: Path, commit: str, rules_dir: str) -> Iterator[tuple[str, Rule]]:
     import yaml  # only needed to rebuild the set
 
-    listing = _git(git_dir, "ls-tree", "--name-only", f"{COMMIT}:{RULES_DIR}").split()
+    listing = _git(git_dir, "ls-tree", "--name-only", f"{commit}:{rules_dir}").split()
     for name in sorted(n for n in listing if n.endswith((".yml", ".yaml"))):
-        path = f"{RULES_DIR}/{name}"
-        for rule in yaml.safe_load(_git(git_dir, "show", f"{COMMIT}:{path}")).get("rules", []):
+        path = f"{rules_dir}/{name}"
+        for rule in yaml.safe_load(_git(git_dir, "show", f"{commit}:{path}")).get("rules", []):
             yield path, rule
 
 
-def noseyparker_samples(git_dir: Path) -> Iterator[dict[str, Any]]:
+def scanner_samples(repository: str, git_dir: Path) -> Iterator[dict[str, Any]]:
     """Positive examples of secret rules and every negative example, labelled with what secret rules capture."""
-    rules = list(_rules(git_dir))
+    commit, rules_dir, is_secret_rule = SCANNERS[repository]
+    rules = list(_rules(git_dir, commit, rules_dir))
     secret_rules = [
         (rule["id"], pattern)
         for _, rule in rules
-        if "secret" in (rule.get("categories") or []) and (pattern := _compile(rule["pattern"])) is not None
+        if is_secret_rule(rule) and (pattern := _compile(rule["pattern"])) is not None
     ]
     for path, rule in rules:
-        is_secret_rule = "secret" in (rule.get("categories") or [])
-        cases = [(t, True) for t in rule.get("examples") or [] if is_secret_rule]
+        cases = [(t, True) for t in rule.get("examples") or [] if is_secret_rule(rule)]
         cases += [(t, False) for t in rule.get("negative_examples") or []]
         for text, positive in cases:
             if not isinstance(text, str) or not text.strip():
@@ -98,7 +128,7 @@ def noseyparker_samples(git_dir: Path) -> Iterator[dict[str, Any]]:
                 continue
             items = _dedupe([_item(text, s, e, rule_id) for s, e, rule_id in sorted(spans)])
             yield {
-                "source": f"{REPOSITORY}:{path}",
+                "source": f"{repository}:{path}",
                 "text": text,
                 "expected": items,
                 "provider": rule["id"],
