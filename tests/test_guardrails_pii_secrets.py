@@ -15,9 +15,6 @@ RANDOM = "Qw7eRt9yUi2oPa4sDf6gHj8kLz1xCv3b"
         # A value that says it is fake is a stand-in, as detect-secrets' keyword filter reads "fake".
         "aws_secret_access_key = FakeSecret0r9Xq2Lm7Vb4Nc8Tz1Wp6Hs3Jd5",
         "API_TOKEN=dummyTok3n9Xq2Lm7Vb4Nc8Tz1Wp6Hs3Jd5Kf",
-        # Letters and digits counting up in turn ("a1B2c3…"): typed by a person, not generated.
-        "license_key=q1R2s3T4u5V6w7X8y9Z0mNbVcXzLkJhG",
-        "x7K2m9P4q1R2s3T4u5V6w7X8y9Z0aBcD",
         # Templates, escaped variables and CSS selectors assigned to a secret's name.
         'message = "token=#{api_token}"',
         '\\$token = \\$_SERVER[\\"HTTP_X_TOKEN\\"];',
