@@ -513,6 +513,8 @@ def _label(sample: dict[str, Any]) -> dict[str, Any] | None:
                 position = start + 1
                 if all((i["kind"], i["start"]) != (kind, start) for i in sample["expected"]):
                     sample["expected"].append(_item(kind, text, start, start + len(value), "added"))
+                if "labelled_kinds" in sample and kind not in sample["labelled_kinds"]:
+                    sample["labelled_kinds"].append(kind)  # now labelled here too: a miss of it counts
     for item in sample["expected"]:
         if item["kind"] is not None:
             reason = scope.out_of_scope(item["kind"], item["entity"], text, item["start"], item["end"])
