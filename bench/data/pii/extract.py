@@ -4,7 +4,8 @@ Each source is read from a bare git mirror at a pinned commit; nothing is execut
 parsed with `ast` and only literal parametrize cases are kept, Go rule files are scanned for literal string
 lists. Every sample gets its split from a hash of its text, fixed before any detector was changed:
 
-    python bench/data/pii/extract.py --presidio DIR --presidio-research DIR --detect-secrets DIR --gitleaks DIR
+    python bench/data/pii/extract.py --presidio DIR --presidio-research DIR --detect-secrets DIR --gitleaks DIR \
+        --noseyparker DIR --kingfisher DIR
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import scanner_rules
 import scope
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +32,7 @@ COMMITS = {
     "microsoft/presidio-research": "7622dec1e5f7d25dc60b57c28c39f4c4af197018",
     "Yelp/detect-secrets": "5e141933554a0b74e7341841f318be21e895339c",
     "gitleaks/gitleaks": "b58d3f102cf3a2c84cb7f923d05c25c9b1aed84b",
+    **{repo: commit for repo, (commit, _, _) in scanner_rules.SCANNERS.items()},
 }
 
 # Presidio entity -> Keel kind. Entities Keel does not claim to detect map to None: their spans are "ignored"
@@ -510,6 +513,8 @@ def _label(sample: dict[str, Any]) -> dict[str, Any] | None:
                 position = start + 1
                 if all((i["kind"], i["start"]) != (kind, start) for i in sample["expected"]):
                     sample["expected"].append(_item(kind, text, start, start + len(value), "added"))
+                if "labelled_kinds" in sample and kind not in sample["labelled_kinds"]:
+                    sample["labelled_kinds"].append(kind)  # now labelled here too: a miss of it counts
     for item in sample["expected"]:
         if item["kind"] is not None:
             reason = scope.out_of_scope(item["kind"], item["entity"], text, item["start"], item["end"])
@@ -522,7 +527,7 @@ def _label(sample: dict[str, Any]) -> dict[str, Any] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for repo in ("presidio", "presidio-research", "detect-secrets", "gitleaks"):
+    for repo in ("presidio", "presidio-research", "detect-secrets", "gitleaks", "noseyparker", "kingfisher"):
         parser.add_argument(f"--{repo}", type=Path, required=True, help=f"bare git dir of {repo}")
     args = parser.parse_args()
     samples = [
@@ -530,6 +535,8 @@ def main() -> None:
         *presidio_research_samples(args.presidio_research),
         *detect_secrets_samples(args.detect_secrets),
         *gitleaks_samples(args.gitleaks),
+        *scanner_rules.scanner_samples("praetorian-inc/noseyparker", args.noseyparker),
+        *scanner_rules.scanner_samples("mongodb/kingfisher", args.kingfisher),
     ]
     labelled = [s for s in map(_label, _merge_duplicates(samples)) if s is not None]
     for sample in labelled:

@@ -76,8 +76,12 @@ _ASSIGNED = re.compile(
     r"credentials?)(?![A-Za-z0-9_])[\"']?(?:\s*(?::=|=>|\?=|[:=])\s*|\s+is\s+)[\"'`]?(?P<value>[^\s\"'`,;]{6,})",
     re.IGNORECASE,
 )
-_PLACEHOLDER = re.compile(r"^(?:[*•<\[{%$]|x{3,})|\.{3}|…|x{4,}|X{4,}|EXAMPLE", re.IGNORECASE)
-_WORDS = re.compile(r"^[A-Za-z]+(?:[_-][A-Za-z]+)*$")
+# A template or variable where the value goes: "${…}", "{{…}}", "<…>", "%s", Ruby's "#{…}", an escaped "\\$_POST".
+_PLACEHOLDER = re.compile(r"^\\?(?:[*•<\[{%$]|#\{|x{3,})|\.{3}|…|x{4,}|X{4,}|EXAMPLE", re.IGNORECASE)
+# Words, or a CSS selector made of words ("#add-password", ".reset-password"): a name, not a value.
+_WORDS = re.compile(r"^[#.]?[A-Za-z]+(?:[_-][A-Za-z]+)*$")
+# An Amazon Resource Name says which resource a policy or role is ("arn:aws:iam::aws:policy/…"): public.
+_RESOURCE_NAME = re.compile(r"^arn:[a-z-]+:")
 # Code that says where the secret is kept, not the secret: a dotted name (``process.env.DB_PASSWORD``,
 # ``self.password``) or a call or subscript (``os.getenv(``, ``get_password()``, ``os.environ[``). Each name is
 # letters with digits only at its end, as people name things; generated parts (``pat.rg19u5u1w…``) are not.
@@ -86,6 +90,9 @@ _CODE_REFERENCE = re.compile(r"^[A-Za-z_$]+\d*(?:(?:\.[A-Za-z_$]+\d*)+$|(?:\.[A-
 _FILE_PATH = re.compile(r"^(?:~|\.\.?)/\S*$|^/(?:[\w.-]+/)+[\w.-]+$")
 # What documentation writes where a key goes: a marker word, an ellipsis (AWS's "…EXAMPLEKEY", "sk-…").
 _STAND_IN_MARK = re.compile(r"EXAMPLE|\.{3}|…", re.IGNORECASE)
+# A value that says it is fake ("FakeValues99…"), where only the context makes it a secret: detect-secrets drops
+# a keyword value that says "fake" for that reason. A vendor's prefix outweighs the word, so formats ignore it.
+_FAKE_MARK = re.compile(r"FAKE|DUMMY", re.IGNORECASE)
 COUNTING_RUN = 6
 """Length of a run of consecutive characters (``123456``, ``abcdef``) that marks a value as typed by a person:
 a generated base62 value of 40 characters holds one with a chance near 1 in 10 million, hex near 1 in 30,000."""
@@ -98,7 +105,11 @@ def _is_placeholder_body(token: str) -> bool:
 
 
 def _has_counting_run(value: str) -> bool:
-    """Whether `value` counts up through `COUNTING_RUN` digits or letters in a row ("0123456789", "abcdefg")."""
+    """Whether `value` counts up through `COUNTING_RUN` digits or letters in a row ("0123456789", "abcdefg").
+
+    Letters and digits counting up in turn ("a1b2c3d4e5f6…") are not a stand-in here: Kingfisher's rule examples
+    label such values as secrets, and redacting one costs nothing.
+    """
     run = 1
     for previous, char in zip(value, value[1:], strict=False):
         same_kind = previous.isdigit() == char.isdigit() and previous.isalnum() and char.isalnum()
@@ -111,10 +122,15 @@ def _has_counting_run(value: str) -> bool:
 def is_stand_in(value: str) -> bool:
     """A value written in place of a key: a marker word or ellipsis, a counting run, or few distinct characters.
 
-    Used where the context alone makes a value a secret (an assignment, a bearer header, a generated-looking
-    run), so a stand-in there is the only evidence against it; vendor formats use `_is_placeholder_body`.
+    The marker words are "EXAMPLE" and, here only, "fake" and "dummy". Used where the context alone makes a value
+    a secret (an assignment, a bearer header, a generated-looking run), so a stand-in there is the only evidence
+    against it; vendor formats use `_is_placeholder_body`.
     """
-    return bool(_STAND_IN_MARK.search(value)) or _has_counting_run(value) or _is_placeholder_body(value)
+    return (
+        bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value))
+        or _has_counting_run(value)
+        or _is_placeholder_body(value)
+    )
 
 
 def _random_enough(token: str) -> bool:
@@ -167,8 +183,9 @@ def find_secrets(text: str) -> Iterator[Span]:
             or _PLACEHOLDER.search(match.group("value"))
             or _WORDS.match(value)
             or (value.isdigit() and len(value) < 12)
-            or _CODE_REFERENCE.match(value)
+            or _CODE_REFERENCE.match(value.lstrip("\\"))
             or _FILE_PATH.match(value)
+            or _RESOURCE_NAME.match(value)
             or is_stand_in(value)
         ):
             continue
@@ -197,6 +214,12 @@ _ENTROPY_ID_LABEL = re.compile(
     r"\b(?:order|tracking|ref|reference|request|trace|span|correlation|commit|sha|hash|checksum|uuid|id)\b"
     r"\s*(?:id|number|no\.?)?\s*[:#=]?\s*$",
     re.IGNORECASE,
+)
+# A value assigned to a name that ends in "id" ("AUTH0_CLIENT_ID=", "applicationId = '", "app_id:"), as
+# detect-secrets' is_likely_id_string reads it, or labelled public ("public key:"): it names, it does not unlock.
+_ID_NAME = re.compile(
+    r"(?:(?:^|(?<=[\s_.\-\"'$]))(?i:ids?)|(?<=[a-z0-9])(?:Ids?|IDs?)|(?i:\bpublic[ _-]?key))[\"']?"
+    r"\s*(?::=|=>|[:=])?\s*[\"'`]?$"
 )
 _IN_URL = re.compile(r"://\S*$")
 ENTROPY_BITS_PER_CHAR = 3.5
@@ -291,6 +314,8 @@ def find_high_entropy(text: str) -> Iterator[Span]:
         if is_stand_in(run):
             continue
         if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _DATA_URI, 8):
+            continue
+        if has_label(text, match.start(), _ID_NAME):
             continue
         lead = len(run) - len(run.lstrip("/"))  # "ipfs://Qm…": the run took the slashes after the scheme
         if has_label(text, match.start() + lead, _IN_URL, 200):

@@ -1,0 +1,49 @@
+"""Secret detection: classes of near misses found on public scanners' test data, and their generated twins."""
+
+from __future__ import annotations
+
+import pytest
+
+from keel.guardrails.pii import redact_pii
+
+RANDOM = "Qw7eRt9yUi2oPa4sDf6gHj8kLz1xCv3b"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A value that says it is fake is a stand-in, as detect-secrets' keyword filter reads "fake".
+        "aws_secret_access_key = FakeSecret0r9Xq2Lm7Vb4Nc8Tz1Wp6Hs3Jd5",
+        "API_TOKEN=dummyTok3n9Xq2Lm7Vb4Nc8Tz1Wp6Hs3Jd5Kf",
+        # Templates, escaped variables and CSS selectors assigned to a secret's name.
+        'message = "token=#{api_token}"',
+        '\\$token = \\$_SERVER[\\"HTTP_X_TOKEN\\"];',
+        'resetPassword = ".reset-password-form"',
+        'this.showPassword = "#show-password";',
+        # An Amazon Resource Name names a resource; it unlocks nothing.
+        'deploy_credentials = "arn:aws:iam::123456789012:role/deploy"',
+        # Values assigned to a name ending in "id", or labelled public: identifiers, not credentials.
+        f'export STRIPE_CLIENT_ID="{RANDOM}"',
+        f"clientId: '{RANDOM}'",
+        f"sandbox_app_id: sandbox-{RANDOM}",
+        "# public key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+    ],
+)
+def test_stand_ins_templates_and_identifiers_are_not_secrets(text: str) -> None:
+    assert redact_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # The same places with a generated value, or under a secret's name, are still secrets.
+        (f'export STRIPE_CLIENT_SECRET="{RANDOM}"', 'export STRIPE_CLIENT_SECRET="[secret]"'),
+        (f"license_key={RANDOM}", "license_key=[high_entropy]"),
+        (f"aws_secret_access_key = {RANDOM}", "aws_secret_access_key = [secret]"),
+        (f"I paid with voucher {RANDOM}", "I paid with voucher [high_entropy]"),
+        (f"android build {RANDOM}", "android build [high_entropy]"),
+        ('password = "#9vKq2Lm7Vb4N"', 'password = "[secret]"'),
+    ],
+)
+def test_generated_values_beside_those_near_misses_are_still_secrets(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted
