@@ -47,3 +47,23 @@ def test_stand_ins_templates_and_identifiers_are_not_secrets(text: str) -> None:
 )
 def test_generated_values_beside_those_near_misses_are_still_secrets(text: str, redacted: str) -> None:
     assert redact_pii(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # A typed value that counts up, assigned to a secret's name or sent as a bearer token: the name makes it
+        # a secret (scanners' rule examples label such values so), and redacting a typed value costs nothing.
+        ("webflow_token = 0123456789abcdef0123456789abcdef", "webflow_token = [secret]"),
+        ('TIMECAMP_API_KEY="12345abcdef67890abcdef1234"', 'TIMECAMP_API_KEY="[secret]"'),
+        ("DATABRICKS_TOKEN=dapi123456789012345678a9bc01234defg5", "DATABRICKS_TOKEN=[secret]"),
+        ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz123456", "Authorization: Bearer [secret]"),
+    ],
+)
+def test_typed_values_counting_up_under_a_secrets_name_are_secrets(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted
+
+
+def test_a_counting_run_that_nothing_names_a_secret_is_left_alone() -> None:
+    text = "alphabet run Ab1CdEfGhIjKlMnOpQrStUvWxYz234567"
+    assert redact_pii(text) == text

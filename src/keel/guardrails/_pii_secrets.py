@@ -6,6 +6,7 @@ body is a placeholder (``ghp_xxxx…``, ``glc_1111…``, AWS's ``…EXAMPLE`` ke
 
 Where only the context says "secret" (an assignment, a bearer header, a generated-looking run), a value that a
 person typed in place of a key (`is_stand_in`) or that says where the key is kept (code, a file path) is not one.
+A run counting up ("123456", "abcdef") marks a typed value only where nothing names it a secret (`find_high_entropy`).
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ _STAND_IN_MARK = re.compile(r"EXAMPLE|\.{3}|…", re.IGNORECASE)
 _FAKE_MARK = re.compile(r"FAKE|DUMMY", re.IGNORECASE)
 COUNTING_RUN = 6
 """Length of a run of consecutive characters (``123456``, ``abcdef``) that marks a value as typed by a person:
-a generated base62 value of 40 characters holds one with a chance near 1 in 10 million, hex near 1 in 30,000."""
+a generated base62 value of 40 characters holds one with a chance near 1 in 10 million, hex near 1 in 30,000.
+Only a run no context names a secret is left alone for it: a typed value assigned to a secret's name is labelled
+a secret by Kingfisher's rule examples (49 tune values, "abcdef0123456789…", "12345678901234567890…") against one
+gitleaks negative, and redacting a typed value costs nothing."""
 
 
 def _is_placeholder_body(token: str) -> bool:
@@ -120,17 +124,14 @@ def _has_counting_run(value: str) -> bool:
 
 
 def is_stand_in(value: str) -> bool:
-    """A value written in place of a key: a marker word or ellipsis, a counting run, or few distinct characters.
+    """A value written in place of a key: a marker word or ellipsis, or few distinct characters.
 
     The marker words are "EXAMPLE" and, here only, "fake" and "dummy". Used where the context alone makes a value
     a secret (an assignment, a bearer header, a generated-looking run), so a stand-in there is the only evidence
-    against it; vendor formats use `_is_placeholder_body`.
+    against it; vendor formats use `_is_placeholder_body`. A generated-looking run with no context is also a
+    stand-in when it counts up (`_has_counting_run`).
     """
-    return (
-        bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value))
-        or _has_counting_run(value)
-        or _is_placeholder_body(value)
-    )
+    return bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value)) or _is_placeholder_body(value)
 
 
 def _random_enough(token: str) -> bool:
@@ -311,7 +312,7 @@ def find_high_entropy(text: str) -> Iterator[Span]:
             continue
         if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run) or _mostly_hex(run):
             continue
-        if is_stand_in(run):
+        if is_stand_in(run) or _has_counting_run(run):
             continue
         if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _DATA_URI, 8):
             continue
