@@ -67,3 +67,17 @@ def test_typed_values_counting_up_under_a_secrets_name_are_secrets(text: str, re
 def test_a_counting_run_that_nothing_names_a_secret_is_left_alone() -> None:
     text = "alphabet run Ab1CdEfGhIjKlMnOpQrStUvWxYz234567"
     assert redact_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # A quoted value runs to its closing quote, whatever punctuation (other quotes, ";", ",") it holds.
+        ('jwtsecret: "7`D\'}/vYR)T;W5]EBrf;_&k>qX"', 'jwtsecret: "[secret]"'),
+        ("password = 'p\"a,s;s`w9rd'", "password = '[secret]'"),
+        # Without quotes the value still ends at the first separator.
+        ("password=Zq8v2Lm;Trusted_Connection=False", "password=[secret];Trusted_Connection=False"),
+    ],
+)
+def test_a_quoted_value_is_read_to_its_closing_quote(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted

@@ -72,9 +72,11 @@ _TELEGRAM = re.compile(r"(?<![\w:])\d{8,10}:AA[\w-]{33}(?![\w-])")
 _BEARER = re.compile(r"\b(?:Bearer\s+|Authorization:\s*Basic\s+)(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
 _URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]{0,30}://(?P<value>[^\s:/@'\";]+:[^\s/@'\";]+)@")
 # A name ending in one of these words (``ETSY_API_KEY``, ``oktaApiToken``, ``"client_secret":``) then an operator.
+# A quoted value without blanks runs to its closing quote: a generated secret may hold quotes, ";" or ",".
 _ASSIGNED = re.compile(
     r"(?:password|passwd|pwd|passphrase|secret|token|api[_ -]?key|apikey|access[_ -]?key|private[_ -]?key|"
-    r"credentials?)(?![A-Za-z0-9_])[\"']?(?:\s*(?::=|=>|\?=|[:=])\s*|\s+is\s+)[\"'`]?(?P<value>[^\s\"'`,;]{6,})",
+    r"credentials?)(?![A-Za-z0-9_])[\"']?(?:\s*(?::=|=>|\?=|[:=])\s*|\s+is\s+)"
+    r"(?:\"(?P<double>[^\"\s]{6,200})\"|'(?P<single>[^'\s]{6,200})'|[\"'`]?(?P<value>[^\s\"'`,;]{6,}))",
     re.IGNORECASE,
 )
 # A template or variable where the value goes: "${…}", "{{…}}", "<…>", "%s", Ruby's "#{…}", an escaped "\\$_POST".
@@ -178,10 +180,11 @@ def find_secrets(text: str) -> Iterator[Span]:
     for match in _URL_CREDENTIALS.finditer(text):
         yield match.span("value")
     for match in _ASSIGNED.finditer(text):
-        value = match.group("value").rstrip(".")
+        group = next(name for name in ("double", "single", "value") if match.group(name) is not None)
+        value = match.group(group).rstrip(".")
         if (
             len(value) < 6
-            or _PLACEHOLDER.search(match.group("value"))
+            or _PLACEHOLDER.search(match.group(group))
             or _WORDS.match(value)
             or (value.isdigit() and len(value) < 12)
             or _CODE_REFERENCE.match(value.lstrip("\\"))
@@ -190,7 +193,7 @@ def find_secrets(text: str) -> Iterator[Span]:
             or is_stand_in(value)
         ):
             continue
-        yield match.start("value"), match.start("value") + len(value)
+        yield match.start(group), match.start(group) + len(value)
 
 
 # --- high-entropy strings ------------------------------------------------------------------------------------
