@@ -81,3 +81,18 @@ def test_a_counting_run_that_nothing_names_a_secret_is_left_alone() -> None:
 )
 def test_a_quoted_value_is_read_to_its_closing_quote(text: str, redacted: str) -> None:
     assert redact_pii(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # RFC 6750's example bearer token has 15 characters; a basic credential of a short pair is shorter still.
+        ("Authorization: Bearer mF_9.B5f-4.1JqM", "Authorization: Bearer [secret]"),
+        ("Authorization: Basic YnJvd3Nlcjo=", "Authorization: Basic [secret]"),
+        # Words and code after "Bearer" say how a request authenticates or where the token is kept.
+        ("Use Bearer authentication for the API", "Use Bearer authentication for the API"),
+        ("Authorization: Bearer process.env.TOKEN", "Authorization: Bearer process.env.TOKEN"),
+    ],
+)
+def test_bearer_values_of_ten_characters_or_more(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted

@@ -69,7 +69,8 @@ _PRIVATE_KEY = re.compile(
 )
 _SLACK_WEBHOOK = re.compile(r"https?://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]{20,}")
 _TELEGRAM = re.compile(r"(?<![\w:])\d{8,10}:AA[\w-]{33}(?![\w-])")
-_BEARER = re.compile(r"\b(?:Bearer\s+|Authorization:\s*Basic\s+)(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
+# RFC 6750's own example token is 15 characters ("mF_9.B5f-4.1JqM"): ten rule out "Bearer auth" and the like.
+_BEARER = re.compile(r"\b(?:Bearer\s+|Authorization:\s*Basic\s+)(?P<value>[A-Za-z0-9._~+/-]{10,}=*)")
 _URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]{0,30}://(?P<value>[^\s:/@'\";]+:[^\s/@'\";]+)@")
 # A name ending in one of these words (``ETSY_API_KEY``, ``oktaApiToken``, ``"client_secret":``) then an operator.
 # A quoted value without blanks runs to its closing quote: a generated secret may hold quotes, ";" or ",".
@@ -175,7 +176,8 @@ def find_secrets(text: str) -> Iterator[Span]:
         for match in pattern.finditer(text):
             yield match.span()
     for match in _BEARER.finditer(text):
-        if not (is_stand_in(match.group("value")) or _WORDS.match(match.group("value"))):
+        value = match.group("value")
+        if not (is_stand_in(value) or _WORDS.match(value) or _CODE_REFERENCE.match(value)):
             yield match.span("value")
     for match in _URL_CREDENTIALS.finditer(text):
         yield match.span("value")
