@@ -96,3 +96,25 @@ def test_a_quoted_value_is_read_to_its_closing_quote(text: str, redacted: str) -
 )
 def test_bearer_values_of_ten_characters_or_more(text: str, redacted: str) -> None:
     assert redact_pii(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # In a line of configuration a password of words is the password someone chose.
+        (
+            "[SupportSite]\nUsername=jdoe\nPassword=thisismypassword\n",
+            "[SupportSite]\nUsername=jdoe\nPassword=[secret]\n",
+        ),
+        ("Server=db1;Database=App;Uid=app;Pwd=myPassword;", "Server=db1;Database=App;Uid=app;Pwd=[secret];"),
+        ("MAILER_PASSWORD=smtp_password # the SMTP password", "MAILER_PASSWORD=[secret] # the SMTP password"),
+        # In code the same words name a variable, and in a form they ask for a value or label a field.
+        ("    password = user_password\n", "    password = user_password\n"),
+        ("db.connect(user, password=db_password, host)", "db.connect(user, password=db_password, host)"),
+        ("password := userPassword", "password := userPassword"),
+        ("login.password=Password\n", "login.password=Password\n"),
+        ("DB_PASSWORD=enter_your_password", "DB_PASSWORD=enter_your_password"),
+    ],
+)
+def test_a_password_of_words_counts_in_a_configuration_line_only(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted

@@ -84,6 +84,14 @@ _ASSIGNED = re.compile(
 _PLACEHOLDER = re.compile(r"^\\?(?:[*•<\[{%$]|#\{|x{3,})|\.{3}|…|x{4,}|X{4,}|EXAMPLE", re.IGNORECASE)
 # Words, or a CSS selector made of words ("#add-password", ".reset-password"): a name, not a value.
 _WORDS = re.compile(r"^[#.]?[A-Za-z]+(?:[_-][A-Za-z]+)*$")
+# A line of configuration that sets a password (INI, .env, an ODBC connection string): the key starts a line or
+# follows ";", "=" sets it, and the value ends the line or the pair. There a value of words ("Pwd=myPassword;",
+# "Password=thisismypassword") is the password someone chose; in code the same words are a variable's name.
+_CONFIG_PASSWORD_NAME = re.compile(r"pass|pwd", re.IGNORECASE)
+_CONFIG_VALUE_END = re.compile(r"[\"']?[ \t]*(?:[\r\n;#]|\Z)")
+_CONFIG_KEY_LIMIT = 60
+# Words that ask for a value ("insert_your_password_here", "enter-password") rather than give one.
+_ASKS_FOR_VALUE = re.compile(r"your|here|insert|enter|replace", re.IGNORECASE)
 # An Amazon Resource Name says which resource a policy or role is ("arn:aws:iam::aws:policy/…"): public.
 _RESOURCE_NAME = re.compile(r"^arn:[a-z-]+:")
 # Code that says where the secret is kept, not the secret: a dotted name (``process.env.DB_PASSWORD``,
@@ -160,6 +168,22 @@ def _vendor_tokens(text: str) -> Iterator[Span]:
             break
 
 
+def _config_password(text: str, match: re.Match[str], group: str) -> bool:
+    """Whether `match` sets a password in a line of configuration (see `_CONFIG_PASSWORD_NAME`)."""
+    value = match.group(group)
+    between = text[match.start() : match.start(group)]
+    if not _CONFIG_PASSWORD_NAME.match(between) or "=" not in between or ":" in between:
+        return False
+    if not value[0].isalpha() or _ASKS_FOR_VALUE.search(value) or value.lower() in {"password", "passphrase"}:
+        return False  # a CSS selector, a request for a value, or the field's own label ("login.password=Password")
+    start, floor = match.start(), max(0, match.start() - _CONFIG_KEY_LIMIT)
+    while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
+        start -= 1
+    if start > 0 and text[start - 1] not in "\n;":
+        return False
+    return _CONFIG_VALUE_END.match(text, match.end(group)) is not None
+
+
 def find_secrets(text: str) -> Iterator[Span]:
     """Credentials: vendor key formats, private key blocks, JWTs and the other credential shapes below.
 
@@ -187,7 +211,7 @@ def find_secrets(text: str) -> Iterator[Span]:
         if (
             len(value) < 6
             or _PLACEHOLDER.search(match.group(group))
-            or _WORDS.match(value)
+            or (_WORDS.match(value) and not _config_password(text, match, group))
             or (value.isdigit() and len(value) < 12)
             or _CODE_REFERENCE.match(value.lstrip("\\"))
             or _FILE_PATH.match(value)
