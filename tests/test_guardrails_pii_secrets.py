@@ -118,3 +118,18 @@ def test_bearer_values_of_ten_characters_or_more(text: str, redacted: str) -> No
 )
 def test_a_password_of_words_counts_in_a_configuration_line_only(text: str, redacted: str) -> None:
     assert redact_pii(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # A value a context names has no vendor prefix: "open_" is a word of the passphrase, not a prefix.
+        ("user = 'Aladdin'\npassword = 'open_sesame'\n", "user = 'Aladdin'\npassword = '[secret]'\n"),
+        ("password = open_sesame\n", "password = [secret]\n"),
+        # A fill of few characters stays a stand-in with or without a prefix.
+        ('api_key = "tok_1111111111"', 'api_key = "tok_1111111111"'),
+        ("secret: aaaaaaaaaaaaaaaaaaaa", "secret: aaaaaaaaaaaaaaaaaaaa"),
+    ],
+)
+def test_few_distinct_characters_are_counted_over_the_whole_value(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted

@@ -142,7 +142,10 @@ def is_stand_in(value: str) -> bool:
     against it; vendor formats use `_is_placeholder_body`. A generated-looking run with no context is also a
     stand-in when it counts up (`_has_counting_run`).
     """
-    return bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value)) or _is_placeholder_body(value)
+    # Counted over the whole value: a value a context names has no vendor prefix to set aside, so "open_sesame"
+    # is two words, not the prefix "open_" before a body of four letters; "tok_1111111111" is still a fill.
+    few = len(set(value.replace("-", "").replace("_", ""))) < 6 or bool(re.search(r"x{6,}|X{6,}", value))
+    return bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value)) or few
 
 
 def _random_enough(token: str) -> bool:
