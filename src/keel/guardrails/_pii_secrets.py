@@ -191,8 +191,9 @@ def find_secrets(text: str) -> Iterator[Span]:
     """Credentials: vendor key formats, private key blocks, JWTs and the other credential shapes below.
 
     Slack webhooks, Telegram bot tokens, bearer and basic auth values, passwords in URLs, and values assigned to
-    names ending in password, secret, token, api key or credentials (a value of letters alone, a short count,
-    a placeholder, a stand-in, a reference, code or a file path is not).
+    names ending in password, secret, token, api key or credentials (a value of words, a short count, a
+    placeholder, a stand-in, a reference, code or a file path is not; words are a password in a line of
+    configuration, see `_config_password`).
     """
     yield from _vendor_tokens(text)
     for match in _PRIVATE_KEY.finditer(text):
