@@ -6,6 +6,7 @@ body is a placeholder (``ghp_xxxx…``, ``glc_1111…``, AWS's ``…EXAMPLE`` ke
 
 Where only the context says "secret" (an assignment, a bearer header, a generated-looking run), a value that a
 person typed in place of a key (`is_stand_in`) or that says where the key is kept (code, a file path) is not one.
+A run counting up ("123456", "abcdef") marks a typed value only where nothing names it a secret (`find_high_entropy`).
 """
 
 from __future__ import annotations
@@ -68,18 +69,29 @@ _PRIVATE_KEY = re.compile(
 )
 _SLACK_WEBHOOK = re.compile(r"https?://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]{20,}")
 _TELEGRAM = re.compile(r"(?<![\w:])\d{8,10}:AA[\w-]{33}(?![\w-])")
-_BEARER = re.compile(r"\b(?:Bearer\s+|Authorization:\s*Basic\s+)(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
+# RFC 6750's own example token is 15 characters ("mF_9.B5f-4.1JqM"): ten rule out "Bearer auth" and the like.
+_BEARER = re.compile(r"\b(?:Bearer\s+|Authorization:\s*Basic\s+)(?P<value>[A-Za-z0-9._~+/-]{10,}=*)")
 _URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]{0,30}://(?P<value>[^\s:/@'\";]+:[^\s/@'\";]+)@")
 # A name ending in one of these words (``ETSY_API_KEY``, ``oktaApiToken``, ``"client_secret":``) then an operator.
+# A quoted value without blanks runs to its closing quote: a generated secret may hold quotes, ";" or ",".
 _ASSIGNED = re.compile(
     r"(?:password|passwd|pwd|passphrase|secret|token|api[_ -]?key|apikey|access[_ -]?key|private[_ -]?key|"
-    r"credentials?)(?![A-Za-z0-9_])[\"']?(?:\s*(?::=|=>|\?=|[:=])\s*|\s+is\s+)[\"'`]?(?P<value>[^\s\"'`,;]{6,})",
+    r"credentials?)(?![A-Za-z0-9_])[\"']?(?:\s*(?::=|=>|\?=|[:=])\s*|\s+is\s+)"
+    r"(?:\"(?P<double>[^\"\s]{6,200})\"|'(?P<single>[^'\s]{6,200})'|[\"'`]?(?P<value>[^\s\"'`,;]{6,}))",
     re.IGNORECASE,
 )
 # A template or variable where the value goes: "${…}", "{{…}}", "<…>", "%s", Ruby's "#{…}", an escaped "\\$_POST".
 _PLACEHOLDER = re.compile(r"^\\?(?:[*•<\[{%$]|#\{|x{3,})|\.{3}|…|x{4,}|X{4,}|EXAMPLE", re.IGNORECASE)
 # Words, or a CSS selector made of words ("#add-password", ".reset-password"): a name, not a value.
 _WORDS = re.compile(r"^[#.]?[A-Za-z]+(?:[_-][A-Za-z]+)*$")
+# A line of configuration that sets a password (INI, .env, an ODBC connection string): the key starts a line or
+# follows ";", "=" sets it, and the value ends the line or the pair. There a value of words ("Pwd=myPassword;",
+# "Password=thisismypassword") is the password someone chose; in code the same words are a variable's name.
+_CONFIG_PASSWORD_NAME = re.compile(r"pass|pwd", re.IGNORECASE)
+_CONFIG_VALUE_END = re.compile(r"[\"']?[ \t]*(?:[\r\n;#]|\Z)")
+_CONFIG_KEY_LIMIT = 60
+# Words that ask for a value ("insert_your_password_here", "enter-password") rather than give one.
+_ASKS_FOR_VALUE = re.compile(r"your|here|insert|enter|replace", re.IGNORECASE)
 # An Amazon Resource Name says which resource a policy or role is ("arn:aws:iam::aws:policy/…"): public.
 _RESOURCE_NAME = re.compile(r"^arn:[a-z-]+:")
 # Code that says where the secret is kept, not the secret: a dotted name (``process.env.DB_PASSWORD``,
@@ -95,7 +107,10 @@ _STAND_IN_MARK = re.compile(r"EXAMPLE|\.{3}|…", re.IGNORECASE)
 _FAKE_MARK = re.compile(r"FAKE|DUMMY", re.IGNORECASE)
 COUNTING_RUN = 6
 """Length of a run of consecutive characters (``123456``, ``abcdef``) that marks a value as typed by a person:
-a generated base62 value of 40 characters holds one with a chance near 1 in 10 million, hex near 1 in 30,000."""
+a generated base62 value of 40 characters holds one with a chance near 1 in 10 million, hex near 1 in 30,000.
+Only a run no context names a secret is left alone for it: a typed value assigned to a secret's name is labelled
+a secret by Kingfisher's rule examples (49 tune values, "abcdef0123456789…", "12345678901234567890…") against one
+gitleaks negative, and redacting a typed value costs nothing."""
 
 
 def _is_placeholder_body(token: str) -> bool:
@@ -120,17 +135,17 @@ def _has_counting_run(value: str) -> bool:
 
 
 def is_stand_in(value: str) -> bool:
-    """A value written in place of a key: a marker word or ellipsis, a counting run, or few distinct characters.
+    """A value written in place of a key: a marker word or ellipsis, or few distinct characters.
 
     The marker words are "EXAMPLE" and, here only, "fake" and "dummy". Used where the context alone makes a value
     a secret (an assignment, a bearer header, a generated-looking run), so a stand-in there is the only evidence
-    against it; vendor formats use `_is_placeholder_body`.
+    against it; vendor formats use `_is_placeholder_body`. A generated-looking run with no context is also a
+    stand-in when it counts up (`_has_counting_run`).
     """
-    return (
-        bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value))
-        or _has_counting_run(value)
-        or _is_placeholder_body(value)
-    )
+    # Counted over the whole value: a value a context names has no vendor prefix to set aside, so "open_sesame"
+    # is two words, not the prefix "open_" before a body of four letters; "tok_1111111111" is still a fill.
+    few = len(set(value.replace("-", "").replace("_", ""))) < 6 or bool(re.search(r"x{6,}|X{6,}", value))
+    return bool(_STAND_IN_MARK.search(value) or _FAKE_MARK.search(value)) or few
 
 
 def _random_enough(token: str) -> bool:
@@ -156,12 +171,29 @@ def _vendor_tokens(text: str) -> Iterator[Span]:
             break
 
 
+def _config_password(text: str, match: re.Match[str], group: str) -> bool:
+    """Whether `match` sets a password in a line of configuration (see `_CONFIG_PASSWORD_NAME`)."""
+    value = match.group(group)
+    between = text[match.start() : match.start(group)]
+    if not _CONFIG_PASSWORD_NAME.match(between) or "=" not in between or ":" in between:
+        return False
+    if not value[0].isalpha() or _ASKS_FOR_VALUE.search(value) or value.lower() in {"password", "passphrase"}:
+        return False  # a CSS selector, a request for a value, or the field's own label ("login.password=Password")
+    start, floor = match.start(), max(0, match.start() - _CONFIG_KEY_LIMIT)
+    while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
+        start -= 1
+    if start > 0 and text[start - 1] not in "\n;":
+        return False
+    return _CONFIG_VALUE_END.match(text, match.end(group)) is not None
+
+
 def find_secrets(text: str) -> Iterator[Span]:
     """Credentials: vendor key formats, private key blocks, JWTs and the other credential shapes below.
 
     Slack webhooks, Telegram bot tokens, bearer and basic auth values, passwords in URLs, and values assigned to
-    names ending in password, secret, token, api key or credentials (a value of letters alone, a short count,
-    a placeholder, a stand-in, a reference, code or a file path is not).
+    names ending in password, secret, token, api key or credentials (a value of words, a short count, a
+    placeholder, a stand-in, a reference, code or a file path is not; words are a password in a line of
+    configuration, see `_config_password`).
     """
     yield from _vendor_tokens(text)
     for match in _PRIVATE_KEY.finditer(text):
@@ -172,16 +204,18 @@ def find_secrets(text: str) -> Iterator[Span]:
         for match in pattern.finditer(text):
             yield match.span()
     for match in _BEARER.finditer(text):
-        if not (is_stand_in(match.group("value")) or _WORDS.match(match.group("value"))):
+        value = match.group("value")
+        if not (is_stand_in(value) or _WORDS.match(value) or _CODE_REFERENCE.match(value)):
             yield match.span("value")
     for match in _URL_CREDENTIALS.finditer(text):
         yield match.span("value")
     for match in _ASSIGNED.finditer(text):
-        value = match.group("value").rstrip(".")
+        group = next(name for name in ("double", "single", "value") if match.group(name) is not None)
+        value = match.group(group).rstrip(".")
         if (
             len(value) < 6
-            or _PLACEHOLDER.search(match.group("value"))
-            or _WORDS.match(value)
+            or _PLACEHOLDER.search(match.group(group))
+            or (_WORDS.match(value) and not _config_password(text, match, group))
             or (value.isdigit() and len(value) < 12)
             or _CODE_REFERENCE.match(value.lstrip("\\"))
             or _FILE_PATH.match(value)
@@ -189,7 +223,7 @@ def find_secrets(text: str) -> Iterator[Span]:
             or is_stand_in(value)
         ):
             continue
-        yield match.start("value"), match.start("value") + len(value)
+        yield match.start(group), match.start(group) + len(value)
 
 
 # --- high-entropy strings ------------------------------------------------------------------------------------
@@ -311,7 +345,7 @@ def find_high_entropy(text: str) -> Iterator[Span]:
             continue
         if _HEX.match(run) or _OBJECT_ID.match(run) or _NOT_SECRET_BASE64.match(run) or _mostly_hex(run):
             continue
-        if is_stand_in(run):
+        if is_stand_in(run) or _has_counting_run(run):
             continue
         if has_label(text, match.start(), _ENTROPY_ID_LABEL) or has_label(text, match.start(), _DATA_URI, 8):
             continue
