@@ -154,6 +154,14 @@ def _quality(counts: dict[str, Counter[str]]) -> dict[str, dict[str, float]]:
     return {kind: {**{k: c[k] for k in keys}, **rates(c)} for kind, c in counts.items()}
 
 
+def by_source(samples: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """Overall counts per source repository, in the order the sources first appear."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        grouped.setdefault(sample["source"].split(":", 1)[0], []).append(sample)
+    return {source: score_overlap(group)["overall"] for source, group in grouped.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per throughput figure")
@@ -201,6 +209,12 @@ def main() -> None:
     for split in SPLITS:
         print(f"Public set, {split} ({len(public[split])} texts; bench/data/pii/PROVENANCE.md):")
         print("\n".join(table(public_counts[split])), end="\n\n")
+    print("By source (overall rows; the secret scanners' texts label secrets only):")
+    print(f"  {'source':<28}{'split':<9}" + table({})[0][len("kind") + 10 :])
+    for split in SPLITS:
+        for source, counts in by_source(public[split]).items():
+            print(f"  {source:<28}{split:<9}" + table({"": counts})[1][14:])
+    print()
     print(f"In-repo set ({len(in_repo)} samples, {summary['in_repo']['negative_samples']} without PII; exact match):")
     print("\n".join(table(in_repo_counts)))
     t = summary["throughput"]
