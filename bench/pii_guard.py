@@ -84,6 +84,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from _machine import cpu_model, version
 from _pii_scoring import SPLITS, mistakes, public_samples, rates, score_exact, score_overlap, table
