@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from keel.errors import ResumeError, ReviewError, StoreError, StoreNotFoundError, StoreVersionError, UnknownRunError
+from keel.errors import ResumeError, ReviewError, StoreError, StoreVersionError, UnknownRunError
 from keel.journal import Event, EventKind
 from keel.result import RunStatus
 from keel.store import _sqlite_reviews, _sqlite_rollups, _sqlite_spend
 from keel.store._migrations import MIGRATIONS, SCHEMA_VERSION
 from keel.store._run_filter import run_filter
 from keel.store._sealing import sealing_for
+from keel.store._sqlite_open import connect, store_error
 from keel.store._sqlite_rows import (
     EVENT_COLUMNS,
     INSERT_EVENT,
@@ -88,80 +89,14 @@ class SQLiteStore:
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
         self._writes = 0  # this connection's own commits, which SQLite's data_version does not count
-        self._conn = self._connect(create)
+        self._conn = connect(self.path, create)
         if create:
             self._migrate()
         else:
             self._check_readable()
 
-    def _connect(self, create: bool) -> sqlite3.Connection:
-        if not create and not self.path.exists():
-            raise StoreNotFoundError(
-                f"no store at {self.path} yet: run an agent first, or point KEEL_STORE/--store at an existing store",
-                path=str(self.path),
-            )
-        conn: sqlite3.Connection | None = None
-        try:
-            if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                target: str | Path = self.path
-            else:  # read-only; should the file vanish after the check above, SQLite fails instead of creating it
-                target = f"{self.path.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=10.0, uri=not create)
-            conn.execute("PRAGMA busy_timeout=10000")
-            if not create:
-                conn = self._readable(conn, target)
-            if create:
-                conn.execute("PRAGMA journal_mode=WAL")
-                sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
-                if sync not in ("NORMAL", "FULL"):
-                    raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
-                conn.execute(f"PRAGMA synchronous={sync}")
-        except (OSError, sqlite3.Error) as exc:
-            if conn is not None:
-                conn.close()
-            advice = ". Check that the directory exists and is writable, or point KEEL_STORE at another file."
-            raise self._error("open", exc, advice) from exc
-        return conn
-
     def _error(self, doing: str, exc: OSError | sqlite3.Error, advice: str = "") -> StoreError:
-        """What a failed SQLite call means for the user: said plainly when the file is not a store or is damaged.
-
-        Neither is repaired: SQLite refuses such a file before writing to it, and a failed write is rolled back.
-        """
-        code = getattr(exc, "sqlite_errorname", "")
-        kept = "The write was not made" if doing == "write to" else "Nothing was written to it"
-        if code == "SQLITE_NOTADB":
-            return StoreError(
-                f"{self.path} is not a Keel store: it is not an SQLite database ({exc}). {kept}; point "
-                "KEEL_STORE/--store at a Keel store."
-            )
-        if code.startswith("SQLITE_CORRUPT"):
-            return StoreError(
-                f"the store at {self.path} is corrupt: SQLite cannot read it ({exc}), as with a truncated or damaged "
-                f"file. {kept}; restore it from a backup, or point KEEL_STORE/--store at another store."
-            )
-        return StoreError(f"cannot {doing} the store at {self.path}: {exc}{advice}")
-
-    def _readable(self, conn: sqlite3.Connection, target: str | Path) -> sqlite3.Connection:
-        """`conn`, or, for a WAL store on a read-only disk or directory, a connection that can read it.
-
-        Reading a WAL-mode file needs its ``-shm`` file, which SQLite cannot create where nothing may be written.
-        With no ``-wal`` file beside it (no writer, nothing pending) the file is complete, and SQLite reads it as
-        immutable.
-        """
-        try:
-            conn.execute("PRAGMA user_version").fetchone()
-            return conn
-        except sqlite3.OperationalError:
-            if Path(f"{self.path}-wal").exists():
-                raise
-        conn.close()
-        immutable = sqlite3.connect(
-            f"{target}&immutable=1", isolation_level=None, check_same_thread=False, timeout=10.0, uri=True
-        )
-        immutable.execute("PRAGMA user_version").fetchone()
-        return immutable
+        return store_error(self.path, doing, exc, advice)
 
     def _version(self) -> int:
         try:
