@@ -14,7 +14,7 @@ import pytest
 
 from keel.guardrails import GuardContext
 from keel.guardrails import _injection_patterns as rules
-from keel.guardrails import _injection_prefilter as prefilter
+from keel.guardrails import _injection_occurrences as occurrences
 from keel.guardrails._injection_text import fold
 from keel.guardrails.injection import InjectionScreen
 
@@ -31,9 +31,10 @@ def test_the_prefilter_finds_every_match_a_full_scan_finds() -> None:
     compared = 0
     for text in texts:
         view, _ = fold(text)
+        found = occurrences.Occurrences(view)
         for rule in rules.RULES:
             full = [m.span() for m in rule.pattern.finditer(view)]
-            assert [m.span() for m in prefilter.matches(rule.pattern, rule.keys, view)] == full, rule.id
+            assert [m.span() for m in occurrences.matches(rule.pattern, rule.keys, found)] == full, rule.id
             compared += len(full)
     assert compared > 500  # the public attacks do exercise the rules
 
@@ -41,8 +42,8 @@ def test_the_prefilter_finds_every_match_a_full_scan_finds() -> None:
 def test_a_word_start_key_ignores_the_word_inside_another() -> None:
     (needed,) = [rule.keys for rule in rules.RULES if rule.id == "ignore_above"]
     assert needed is not None
-    assert prefilter.windows("unforgettable " * 10, needed[0]) == []
-    assert prefilter.windows("please forget it", needed[0]) == [(0, 16)]
+    assert occurrences.windows(occurrences.Occurrences("unforgettable " * 10), needed.sets[0]) == []
+    assert occurrences.windows(occurrences.Occurrences("please forget it"), needed.sets[0]) == [(0, 16)]
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ from itertools import islice
 
 from keel.errors import ConfigError
 from keel.guardrails import _injection_patterns as rules
-from keel.guardrails import _injection_prefilter as prefilter
+from keel.guardrails import _injection_occurrences as occurrences
 from keel.guardrails import _injection_text as pat
 from keel.guardrails.base import Finding, GuardContext, Verdict
 
@@ -141,8 +141,9 @@ def quarantine(text: str, findings: Sequence[Finding], source: str) -> str:
 def _scan(text: str, depth: int) -> list[_Signal]:
     signals = _hidden_characters(text, depth)
     view, origin = pat.fold(text)
+    found = occurrences.Occurrences(view)  # shared: many rules look for the same words
     for rule in rules.RULES:
-        for match in islice(_nonempty(prefilter.matches(rule.pattern, rule.keys, view)), _MAX_FINDINGS):
+        for match in islice(_nonempty(occurrences.matches(rule.pattern, rule.keys, found)), _MAX_FINDINGS):
             start, end = _original_span(origin, match.start(), match.end())
             signals.append(_Signal(rule.id, rule.weight, _finding(rule.kind, text, start, end), rule.data_only))
     signals += _hidden_markup(text, signals)
