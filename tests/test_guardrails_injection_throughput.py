@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from keel.guardrails import GuardContext
-from keel.guardrails import _injection_patterns as rules
 from keel.guardrails import _injection_occurrences as occurrences
+from keel.guardrails import _injection_patterns as rules
 from keel.guardrails._injection_text import fold
 from keel.guardrails.injection import InjectionScreen
 

@@ -20,27 +20,52 @@ import bisect
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain, islice
-from typing import Final
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate, chain, compress
+from typing import Final, NamedTuple
 
 from keel.guardrails._injection_prefilter import REACH, Key, Needed
 
-__all__ = ["Occurrences", "matches", "windows"]
+__all__ = ["Occurrences", "Vocabulary", "matches", "windows"]
 
 _TOKENS: Final = re.compile(r"\w+|\W+")
 _WORD: Final = re.compile(r"\w+")
+_DENSE: Final = 8  # after one attempt per this many characters of the text, a rule scans the rest in one call
+
+
+class Vocabulary(NamedTuple):
+    """The words `Occurrences` indexes: those of some keys, whole or as prefixes (the rest of a text is skipped)."""
+
+    words: frozenset[str]
+    prefixes: frozenset[str]
+
+    @classmethod
+    def of(cls, keys: Iterable[Key]) -> Vocabulary:
+        stems = [(stem.group(), key) for key in keys if (stem := _stem(key)) is not None]
+        whole = frozenset(stem for stem, key in stems if key.word_end or len(stem) < len(key.text))
+        return cls(whole, frozenset(stem for stem, key in stems if stem == key.text and not key.word_end))
 
 
 class Occurrences:
-    """The start of every occurrence of the keys asked for, in one view; each key is found once."""
+    """The start of every occurrence of the keys asked for, in one view; each key is found once.
 
-    def __init__(self, view: str) -> None:
+    `vocabulary`: the word keys that will be asked for, so that the index holds only them; None indexes every word.
+    """
+
+    def __init__(self, view: str, vocabulary: Vocabulary | None = None) -> None:
         self.view = view
+        self._vocabulary = vocabulary
         self._keys: dict[Key, list[int]] = {}
         self._sets: dict[frozenset[Key], list[int]] = {}
         self._words: dict[str, list[int]] | None = None
-        self._vocabulary: list[str] | None = None
+        self._sorted: list[str] = []
+        self._reversed: str | None = None
+
+    def reversed(self) -> str:
+        """The view backwards, for reading what precedes a key with a forward expression."""
+        if self._reversed is None:
+            self._reversed = self.view[::-1]
+        return self._reversed
 
     def of(self, keys: frozenset[Key]) -> list[int]:
         """Where any of `keys` starts, sorted, each position once."""
@@ -57,8 +82,10 @@ class Occurrences:
         return found
 
     def _find(self, key: Key) -> list[int]:
-        stem = _WORD.match(key.text)
-        if not key.word_start or stem is None or stem.end() < 2:
+        stem = _stem(key)
+        known = self._vocabulary
+        whole = stem is not None and (key.word_end or stem.end() < len(key.text))
+        if stem is None or (known is not None and stem.group() not in (known.words if whole else known.prefixes)):
             return [match.start() for match in _finder(key).finditer(self.view)]
         words = self._words if self._words is not None else self._index()
         if stem.end() < len(key.text):  # a whole word, then a character that is not part of one
@@ -68,26 +95,39 @@ class Occurrences:
                 for start in words.get(stem.group(), ())
                 if view.startswith(key.text, start) and not (key.word_end and _word_at(view, start + end))
             ]
-        if key.word_end:
+        if whole:
             return words.get(key.text, [])
-        return sorted(chain.from_iterable(words[word] for word in self._starting_with(key.text)))
+        return sorted(chain.from_iterable(words.get(word, ()) for word in _starting_with(self._sorted, key.text)))
 
     def _index(self) -> dict[str, list[int]]:
-        """Every word of the view and where it starts: the view alternates runs of word and other characters."""
+        """Where each word starts (the view alternates runs of word and other characters), for the wanted words."""
         tokens = _TOKENS.findall(self.view)
         first = 0 if tokens and _WORD.match(tokens[0]) else 1
-        words: defaultdict[str, list[int]] = defaultdict(list)
-        starts = accumulate(map(len, tokens), initial=0)
-        for word, start in zip(islice(tokens, first, None, 2), islice(starts, first, None, 2), strict=False):
-            words[word].append(start)
-        self._words = dict(words)
+        words = tokens[first::2]
+        starts = list(accumulate(map(len, tokens), initial=0))[first::2]
+        present = set(words)
+        self._sorted = sorted(present)
+        pairs: Iterable[tuple[str, int]] = zip(words, starts, strict=False)
+        if self._vocabulary is not None:
+            # Only the words of keys are indexed: the others are dropped by C code, not looked at one by one.
+            wanted = self._vocabulary.words & present
+            wanted |= {word for prefix in self._vocabulary.prefixes for word in _starting_with(self._sorted, prefix)}
+            pairs = compress(pairs, map(wanted.__contains__, words))
+        index: defaultdict[str, list[int]] = defaultdict(list)
+        for word, start in pairs:
+            index[word].append(start)
+        self._words = dict(index)
         return self._words
 
-    def _starting_with(self, stem: str) -> list[str]:
-        if self._vocabulary is None:
-            self._vocabulary = sorted(self._words or ())
-        vocabulary = self._vocabulary
-        return vocabulary[bisect.bisect_left(vocabulary, stem) : bisect.bisect_left(vocabulary, stem + "\U0010ffff")]
+
+def _stem(key: Key) -> re.Match[str] | None:
+    """The leading word of a key found through the word index: one that starts a word, of two characters or more."""
+    stem = _WORD.match(key.text) if key.word_start else None
+    return stem if stem is not None and stem.end() >= 2 else None
+
+
+def _starting_with(vocabulary: list[str], stem: str) -> list[str]:
+    return vocabulary[bisect.bisect_left(vocabulary, stem) : bisect.bisect_left(vocabulary, stem + "\U0010ffff")]
 
 
 def _word_at(view: str, index: int) -> bool:
@@ -111,26 +151,42 @@ def matches(pattern: re.Pattern[str], needed: Needed | None, found: Occurrences)
     if needed is None:
         yield from pattern.finditer(view)
     elif needed.anchor is not None:
-        yield from _anchored(pattern, found.of(needed.anchor), needed.lead, view)
+        yield from _anchored(pattern, needed, found)
     else:
         first, *others = needed.sets
         for start, end in windows(found, first, others):
             yield from pattern.finditer(view, start, end)
 
 
-def _anchored(pattern: re.Pattern[str], keys: list[int], lead: int, view: str) -> Iterator[re.Match[str]]:
-    """Every match starts at most `lead` characters before one of `keys`: try each such start once, in order."""
+def _anchored(pattern: re.Pattern[str], needed: Needed, found: Occurrences) -> Iterator[re.Match[str]]:
+    """The matches of a rule whose matches start at most `needed.lead` characters before a key of its anchor set.
+
+    Within that reach, a match starts inside the run of characters `needed.before` accepts that ends at the
+    key; each such start is tried once, in order, which is what ``finditer`` would find.
+    """
+    assert needed.anchor is not None
+    view, lead, before = found.view, needed.lead, needed.before if needed.lead else None
+    size, backwards = len(view), found.reversed() if before is not None else ""
     match = pattern.match
     untried = 0  # starts before this were tried, or lie inside a match already found
-    for key in keys:
+    attempts, budget = 0, size // _DENSE + _DENSE
+    for key in found.of(needed.anchor):
+        if attempts > budget:
+            # Keys so dense that nearly every start gets tried: re's own scan of the rest is cheaper.
+            yield from pattern.finditer(view, untried)
+            return
         start = max(key - lead, untried)
+        if before is not None and start < key:
+            run = before.match(backwards, size - key, size - start)
+            start = key - (run.end() - run.start()) if run else key
         while start <= key:
-            found = match(view, start)
-            if found is None:
+            attempts += 1
+            hit = match(view, start)
+            if hit is None:
                 start += 1
                 continue
-            yield found
-            start = max(found.end(), start + 1)
+            yield hit
+            start = max(hit.end(), start + 1)
         untried = max(untried, start)
 
 

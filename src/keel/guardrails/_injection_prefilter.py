@@ -16,6 +16,7 @@ each of the rule's other necessary sets ("ignore" *and* "instructions").
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from re import _constants as codes  # type: ignore[attr-defined]
@@ -31,6 +32,8 @@ not matched; the defences that do not depend on detection still hold (docs/guard
 MAX_LEAD: Final = 24
 """The farthest a match may start before a key of its anchor set (``[ \\t]{0,16}`` before ``system:``): the
 rule is tried at each of those starts."""
+_NARROW: Final = 40  # of the printable ASCII characters: a run of more is most of any text
+_PRINTABLE: Final = [code for code in range(32, 127) if not chr(code).isupper()]
 _FAR: Final = 1 << 30  # a lead with an unbounded repeat in it
 _MIN_KEY: Final = 2  # a key of one character would select most of any text
 _MAX_SETS: Final = 4  # the checks after the first set are cheap, but each costs a look-up per window
@@ -65,27 +68,52 @@ class Needed:
     """A set of which every match contains a key at most `lead` characters after its start; None when every
     set can be preceded by an unbounded part of the match (``\\s+``)."""
     lead: int
-    """The largest distance from a match's start to the start of its key of `anchor`."""
+    """The largest distance from a match's start to the start of its key of `anchor` (at most `REACH`)."""
+    before: re.Pattern[str] | None = None
+    """Matches the characters a match may hold before its key of `anchor`, applied to the *reversed* text from
+    the key backwards: the match starts within that run. None when it would not narrow the starts down."""
 
 
 class _Set(NamedTuple):
     keys: frozenset[Key]
     lead: int  # how far after the match's start the key starts, at most; `_FAR` when unbounded
+    alphabet: frozenset[str] | None  # one-character expressions for what the match holds before it, if known
 
 
 def keys(pattern: re.Pattern[str]) -> Needed | None:
     """The key sets of `pattern` (see `Needed`), or None when it has no usable literal."""
     parsed = _parser.parse(pattern.pattern, pattern.flags)
-    found = [s for s in _Reader(parsed.state).necessary(list(parsed), False, False, 0) if _usable(s.keys)]
+    reader = _Reader(parsed.state)
+    found = [s for s in reader.necessary(list(parsed), False, False, 0, frozenset()) if _usable(s.keys)]
     if not found:
         return None
     found.sort(key=lambda s: _rank(s.keys), reverse=True)
     sets = tuple(dict.fromkeys(s.keys for s in found))[:_MAX_SETS]
-    anchors = [s for s in found if s.lead <= MAX_LEAD]
+    anchors = [s for s in found if _anchorable(s)]
     if not anchors:
         return Needed(sets, None, 0)
-    anchor = max(anchors, key=lambda s: (_rank(s.keys), -s.lead))
-    return Needed(sets, anchor.keys, anchor.lead)
+    anchor = max(anchors, key=_anchor_rank)
+    before = None
+    if anchor.alphabet is not None and _narrow(anchor.alphabet):
+        before = re.compile(f"(?:{'|'.join(sorted(anchor.alphabet)) or '(?!)'})*+", pattern.flags)
+    return Needed(sets, anchor.keys, min(anchor.lead, REACH), before)
+
+
+def _anchorable(found: _Set) -> bool:
+    """Whether a match's start can be found from the key: it is near, or only a few kinds of character precede."""
+    return found.lead <= MAX_LEAD or (found.alphabet is not None and _narrow(found.alphabet))
+
+
+def _anchor_rank(found: _Set) -> tuple[bool, tuple[bool, int, int], int]:
+    """Near keys first (a few starts to try per key, however often the characters before it occur), then rare ones."""
+    return (found.lead <= MAX_LEAD, _rank(found.keys), -found.lead)
+
+
+@functools.lru_cache(maxsize=256)
+def _narrow(alphabet: frozenset[str]) -> bool:
+    """Whether `alphabet` holds few of the printable ASCII characters (but for capitals: the view is lower case)."""
+    one = re.compile("|".join(sorted(alphabet)) or "(?!)")
+    return sum(one.fullmatch(chr(code)) is not None for code in _PRINTABLE) <= _NARROW
 
 
 def _usable(found: frozenset[Key]) -> bool:
@@ -112,73 +140,137 @@ class _Reader:
     def __init__(self, state: Any) -> None:
         self.state = state
 
-    def necessary(self, items: list[Any], boundary: bool, after: bool, lead: int) -> list[_Set]:
+    def necessary(
+        self, items: list[Any], boundary: bool, after: bool, lead: int, alphabet: frozenset[str] | None
+    ) -> list[_Set]:
         """Sets of literals of which every match of the sequence `items` contains at least one member each.
 
         `boundary`: no word character precedes the sequence; `after`: none follows it; `lead`: how far after the
-        match's start the sequence starts, at most.
+        match's start the sequence starts, at most; `alphabet`: what the match holds before it (None: anything).
         """
         candidates: list[_Set] = []
         run: list[str] = []
-        run_boundary, run_lead = False, 0
+        run_boundary, run_lead, run_alphabet = False, 0, alphabet
         for index, (op, av) in enumerate(items):
             if op is codes.LITERAL:
                 if not run:
-                    run_boundary, run_lead = boundary, lead
+                    run_boundary, run_lead, run_alphabet = boundary, lead, alphabet
                 run.append(chr(av))
                 boundary, lead = not _word(chr(av)), min(lead + 1, _FAR)
+                alphabet = _more(alphabet, _atoms(op, av))
                 continue
             if run:
-                candidates.append(_literal(run, run_boundary, _nonword_next(items, index, after), run_lead))
+                follows = _nonword_next(items, index, after)
+                candidates.append(_literal(run, run_boundary, follows, run_lead, run_alphabet))
                 run = []
-            candidates += self._item(op, av, boundary, _nonword_next(items, index + 1, after), lead)
+            follows = _nonword_next(items, index + 1, after)
+            candidates += self._item(op, av, _Context(boundary, follows, lead, alphabet))
             boundary = _boundary_after(op, av, boundary)
             lead = min(lead + _parser.SubPattern(self.state, [(op, av)]).getwidth()[1], _FAR)
+            alphabet = _more(alphabet, _atoms(op, av))
         if run:
-            candidates.append(_literal(run, run_boundary, after, run_lead))
+            candidates.append(_literal(run, run_boundary, after, run_lead, run_alphabet))
         return candidates
 
-    def _item(self, op: Any, av: Any, boundary: bool, after: bool, lead: int) -> list[_Set]:
+    def _item(self, op: Any, av: Any, at: _Context) -> list[_Set]:
         if op is codes.SUBPATTERN:
-            return self.necessary(list(av[-1]), boundary, after, lead)
+            return self.necessary(list(av[-1]), *at)
         if op is codes.ATOMIC_GROUP:
-            return self.necessary(list(av), boundary, after, lead)
+            return self.necessary(list(av), *at)
         if op is codes.BRANCH:
-            return self._branch(av[1], boundary, after, lead)
+            return self._branch(av[1], at)
         if op in _REPEATS and av[0] >= 1:
             inner = list(av[2])
             # After the first repetition comes another one or what follows the repeat.
-            follows = after if av[1] == 1 else after and _nonword_next(inner, 0, after)
-            return self.necessary(inner, boundary, follows, lead)
+            follows = at.after if av[1] == 1 else at.after and _nonword_next(inner, 0, at.after)
+            return self.necessary(inner, at.boundary, follows, at.lead, at.alphabet)
         return []  # character classes, anchors, lookarounds, optional parts: nothing they require
 
-    def _branch(self, branches: list[Any], boundary: bool, after: bool, lead: int) -> list[_Set]:
+    def _branch(self, branches: list[Any], at: _Context) -> list[_Set]:
         """The union of one set from each alternative: the best one, and the best one that can anchor."""
         best: list[_Set] = []
         anchors: list[_Set] = []
         for branch in branches:
-            candidates = self.necessary(list(branch), boundary, after, lead)
+            candidates = self.necessary(list(branch), *at)
             part = _best(candidates)
             if part is None:
                 return []
             best.append(part)
-            anchor = _best([s for s in candidates if s.lead <= MAX_LEAD])
-            if anchor is not None:
-                anchors.append(anchor)
+            anchorable = [s for s in candidates if _anchorable(s) and _usable(s.keys)]
+            if anchorable:
+                anchors.append(max(anchorable, key=_anchor_rank))
         found = [_union(best)]
         if len(anchors) == len(branches) and _union(anchors) != found[0]:
             found.append(_union(anchors))
         return found
 
 
+class _Context(NamedTuple):
+    boundary: bool
+    after: bool
+    lead: int
+    alphabet: frozenset[str] | None
+
+
 def _union(sets: list[_Set]) -> _Set:
-    return _Set(frozenset().union(*(s.keys for s in sets)), max(s.lead for s in sets))
+    alphabet: frozenset[str] | None = frozenset()
+    for s in sets:
+        alphabet = _more(alphabet, s.alphabet)
+    return _Set(frozenset().union(*(s.keys for s in sets)), max(s.lead for s in sets), alphabet)
 
 
-def _literal(run: list[str], boundary: bool, after: bool, lead: int) -> _Set:
+def _literal(run: list[str], boundary: bool, after: bool, lead: int, alphabet: frozenset[str] | None) -> _Set:
     text = "".join(run)
     key = Key(text.lower(), boundary and _word(text[0]), after and _word(text[-1]))
-    return _Set(frozenset({key}), lead)
+    return _Set(frozenset({key}), lead, alphabet)
+
+
+def _more(alphabet: frozenset[str] | None, atoms: frozenset[str] | None) -> frozenset[str] | None:
+    return None if alphabet is None or atoms is None else alphabet | atoms
+
+
+_CATEGORIES: Final = {
+    codes.CATEGORY_SPACE: r"\s",
+    codes.CATEGORY_NOT_SPACE: r"\S",
+    codes.CATEGORY_DIGIT: r"\d",
+    codes.CATEGORY_NOT_DIGIT: r"\D",
+    codes.CATEGORY_WORD: r"\w",
+    codes.CATEGORY_NOT_WORD: r"\W",
+}
+
+
+def _atoms(op: Any, av: Any) -> frozenset[str] | None:
+    """One-character expressions for every character the item can consume; None if unknown."""
+    if op is codes.LITERAL:
+        return frozenset({re.escape(chr(av))})
+    if op is codes.NOT_LITERAL:
+        return frozenset({f"[^{re.escape(chr(av))}]"})
+    if op is codes.ANY:
+        return frozenset({"."})
+    if op is codes.IN:
+        parts = [_class_part(*part) for part in av]
+        return None if None in parts else frozenset({"[" + "".join(part or "" for part in parts) + "]"})
+    if op in (codes.AT, codes.ASSERT, codes.ASSERT_NOT):
+        return frozenset()
+    inner = av[-1] if op is codes.SUBPATTERN else av if op is codes.ATOMIC_GROUP else av[2] if op in _REPEATS else None
+    branches = [inner] if inner is not None else av[1] if op is codes.BRANCH else None
+    if branches is None:
+        return None
+    found: frozenset[str] | None = frozenset()
+    for branch in branches:
+        for item in branch:
+            found = _more(found, _atoms(*item))
+    return found
+
+
+def _class_part(op: Any, value: Any) -> str | None:
+    if op is codes.NEGATE:
+        return "^"
+    if op is codes.LITERAL:
+        return re.escape(chr(value))
+    if op is codes.RANGE:
+        return f"{re.escape(chr(value[0]))}-{re.escape(chr(value[1]))}"
+    return _CATEGORIES.get(value) if op is codes.CATEGORY else None
 
 
 def _boundary_after(op: Any, av: Any, boundary: bool) -> bool:
@@ -211,7 +303,10 @@ def _sequence_after(items: list[Any], boundary: bool) -> bool:
 
 
 def _nonword_items(items: list[Any]) -> bool:
-    return len(items) == 1 and _boundary_after(*items[0], False)
+    if len(items) != 1:
+        return False
+    op, av = items[0]
+    return _boundary_after(op, av, False)
 
 
 def _nonword_next(items: list[Any], index: int, after: bool) -> bool:

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from itertools import islice
 
 from keel.errors import ConfigError
-from keel.guardrails import _injection_patterns as rules
 from keel.guardrails import _injection_occurrences as occurrences
+from keel.guardrails import _injection_patterns as rules
 from keel.guardrails import _injection_text as pat
 from keel.guardrails.base import Finding, GuardContext, Verdict
 
@@ -55,6 +55,9 @@ _MAX_DEPTH = 2  # base64 inside base64 inside text, no deeper: bounded work on h
 _MAX_FINDINGS = 16  # per rule: it counts once in the score, and a hostile page could make thousands
 _FLAG_TAGS = 7  # tag letters of a subdivision flag: a region code of at most 6, plus slack
 _PHRASE_KINDS = frozenset({"instruction_override", "role_override", "template_token", "tool_coercion"})
+_VOCABULARY = occurrences.Vocabulary.of(
+    key for rule in rules.RULES if rule.keys for keys in (*rule.keys.sets, rule.keys.anchor or ()) for key in keys
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,7 @@ def quarantine(text: str, findings: Sequence[Finding], source: str) -> str:
 def _scan(text: str, depth: int) -> list[_Signal]:
     signals = _hidden_characters(text, depth)
     view, origin = pat.fold(text)
-    found = occurrences.Occurrences(view)  # shared: many rules look for the same words
+    found = occurrences.Occurrences(view, _VOCABULARY)  # shared: many rules look for the same words
     for rule in rules.RULES:
         for match in islice(_nonempty(occurrences.matches(rule.pattern, rule.keys, found)), _MAX_FINDINGS):
             start, end = _original_span(origin, match.start(), match.end())
