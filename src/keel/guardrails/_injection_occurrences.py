@@ -21,7 +21,8 @@ import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, chain, compress
+from itertools import accumulate, chain, compress, repeat
+from operator import not_, sub
 from typing import Final, NamedTuple
 
 from keel.guardrails._injection_prefilter import REACH, Key, Needed
@@ -30,7 +31,8 @@ __all__ = ["Occurrences", "Vocabulary", "matches", "windows"]
 
 _TOKENS: Final = re.compile(r"\w+|\W+")
 _WORD: Final = re.compile(r"\w+")
-_DENSE: Final = 8  # after one attempt per this many characters of the text, a rule scans the rest in one call
+_DENSE: Final = 3  # past one start per this many characters, re's own scan (finditer) is cheaper than tries
+_DENSE_KEYS: Final = 32  # the same for keys to look back from, per character
 
 
 class Vocabulary(NamedTuple):
@@ -161,33 +163,63 @@ def matches(pattern: re.Pattern[str], needed: Needed | None, found: Occurrences)
 def _anchored(pattern: re.Pattern[str], needed: Needed, found: Occurrences) -> Iterator[re.Match[str]]:
     """The matches of a rule whose matches start at most `needed.lead` characters before a key of its anchor set.
 
-    Within that reach, a match starts inside the run of characters `needed.before` accepts that ends at the
-    key; each such start is tried once, in order, which is what ``finditer`` would find.
+    The rule is tried at every such start, in order, by C code (``map``); a try that starts inside a match
+    already found is dropped, so the result is what ``finditer`` finds. When nearly every start of the text
+    would be tried, ``finditer`` itself is cheaper.
     """
     assert needed.anchor is not None
-    view, lead, before = found.view, needed.lead, needed.before if needed.lead else None
-    size, backwards = len(view), found.reversed() if before is not None else ""
-    match = pattern.match
-    untried = 0  # starts before this were tried, or lie inside a match already found
-    attempts, budget = 0, size // _DENSE + _DENSE
-    for key in found.of(needed.anchor):
-        if attempts > budget:
-            # Keys so dense that nearly every start gets tried: re's own scan of the rest is cheaper.
-            yield from pattern.finditer(view, untried)
-            return
-        start = max(key - lead, untried)
-        if before is not None and start < key:
-            run = before.match(backwards, size - key, size - start)
-            start = key - (run.end() - run.start()) if run else key
-        while start <= key:
-            attempts += 1
-            hit = match(view, start)
-            if hit is None:
-                start += 1
-                continue
+    view = found.view
+    keys = found.of(needed.anchor)
+    if not keys:
+        return
+    starts: list[int] | None = keys
+    if needed.lead and len(keys) > len(view) // _DENSE_KEYS:
+        starts = None  # each key costs a look at what precedes it; re's own scan costs less
+    elif needed.lead:
+        starts = _starts(keys, needed, found, len(view) // _DENSE)
+    hits = (
+        pattern.finditer(view, max(keys[0] - needed.lead, 0))
+        if starts is None
+        else filter(None, map(pattern.match, repeat(view), starts))
+    )
+    end = 0
+    for hit in hits:
+        if hit.start() >= end:
             yield hit
-            start = max(hit.end(), start + 1)
-        untried = max(untried, start)
+            end = hit.end()
+
+
+def _starts(keys: list[int], needed: Needed, found: Occurrences, limit: int) -> list[int] | None:
+    """Where a match can start, each once and in order; None once there are more than `limit`.
+
+    That is within `needed.lead` characters before a key, and within the run of characters `needed.before`
+    accepts that ends at the key (read backwards, from the reversed view). Most keys are preceded by none of
+    them: those are sorted out by C code, and only the others are looked at one by one.
+    """
+    lead, one, view = needed.lead, needed.before, found.view
+    if one is None:
+        plain, extended = [], keys
+    else:
+        preceded = list(map(one.match, repeat(view), map(sub, keys, repeat(1)), keys))
+        plain, extended = list(compress(keys, map(not_, preceded))), list(compress(keys, preceded))
+    run, size = (_run(one), len(view)) if one is not None else (None, 0)
+    backwards = found.reversed() if extended and run is not None else ""
+    starts: list[int] = []
+    untried = 0
+    for key in extended:
+        start = max(key - lead, untried)
+        if run is not None and (stretch := run.match(backwards, size - key, size - start)):
+            start = key - (stretch.end() - stretch.start())
+        starts.extend(range(start, key + 1))
+        untried = key + 1
+        if len(starts) > limit:
+            return None
+    return sorted(set(starts).union(plain)) if plain and starts else plain or starts
+
+
+@functools.lru_cache(maxsize=256)
+def _run(one: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile(f"(?:{one.pattern})*+", one.flags)
 
 
 def windows(

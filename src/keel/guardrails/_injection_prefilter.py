@@ -70,8 +70,8 @@ class Needed:
     lead: int
     """The largest distance from a match's start to the start of its key of `anchor` (at most `REACH`)."""
     before: re.Pattern[str] | None = None
-    """Matches the characters a match may hold before its key of `anchor`, applied to the *reversed* text from
-    the key backwards: the match starts within that run. None when it would not narrow the starts down."""
+    """Matches one of the characters a match may hold before its key of `anchor`: the match starts within the
+    run of them that ends at the key. None when it would not narrow the starts down."""
 
 
 class _Set(NamedTuple):
@@ -94,8 +94,8 @@ def keys(pattern: re.Pattern[str]) -> Needed | None:
         return Needed(sets, None, 0)
     anchor = max(anchors, key=_anchor_rank)
     before = None
-    if anchor.alphabet is not None and _narrow(anchor.alphabet):
-        before = re.compile(f"(?:{'|'.join(sorted(anchor.alphabet)) or '(?!)'})*+", pattern.flags)
+    if anchor.lead and anchor.alphabet is not None and _narrow(anchor.alphabet):
+        before = re.compile("|".join(sorted(anchor.alphabet)) or "(?!)", pattern.flags)
     return Needed(sets, anchor.keys, min(anchor.lead, REACH), before)
 
 
