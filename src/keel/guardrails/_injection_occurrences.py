@@ -33,6 +33,7 @@ _TOKENS: Final = re.compile(r"\w+|\W+")
 _WORD: Final = re.compile(r"\w+")
 _DENSE: Final = 3  # past one start per this many characters, re's own scan (finditer) is cheaper than tries
 _DENSE_KEYS: Final = 32  # the same for keys to look back from, per character
+_SPLIT: Final = 256  # a rule with fewer tries per character than this is not worth splitting into alternatives
 
 
 class Vocabulary(NamedTuple):
@@ -152,7 +153,9 @@ def matches(pattern: re.Pattern[str], needed: Needed | None, found: Occurrences)
     view = found.view
     if needed is None:
         yield from pattern.finditer(view)
-    elif needed.anchor is not None:
+    elif not all(map(found.of, needed.sets)):
+        return  # a literal every match contains is not in the text
+    elif needed.anchor is not None or needed.alternatives:
         yield from _anchored(pattern, needed, found)
     else:
         first, *others = needed.sets
@@ -163,30 +166,51 @@ def matches(pattern: re.Pattern[str], needed: Needed | None, found: Occurrences)
 def _anchored(pattern: re.Pattern[str], needed: Needed, found: Occurrences) -> Iterator[re.Match[str]]:
     """The matches of a rule whose matches start at most `needed.lead` characters before a key of its anchor set.
 
-    The rule is tried at every such start, in order, by C code (``map``); a try that starts inside a match
-    already found is dropped, so the result is what ``finditer`` finds. When nearly every start of the text
-    would be tried, ``finditer`` itself is cheaper.
+    The rule is tried at every such start (of every alternative, for ``a|b|…``), in order, by C code (``map``);
+    a try that starts inside a match already found is dropped, so the result is what ``finditer`` finds. When
+    nearly every start of the text would be tried, ``finditer`` itself is cheaper.
     """
-    assert needed.anchor is not None
     view = found.view
-    keys = found.of(needed.anchor)
-    if not keys:
+    parts = _parts(needed, found)
+    starts: list[int] | None = []
+    for part in parts:
+        assert part.anchor is not None
+        keys = found.of(part.anchor)
+        if part.lead and len(keys) > len(view) // _DENSE_KEYS:
+            starts = None  # each key costs a look at what precedes it; re's own scan costs less
+        elif starts is not None:
+            more = keys if part.lead == 0 else _starts(keys, part, found, len(view) // _DENSE)
+            starts = None if more is None else starts + more if starts else more
+        if starts is None:
+            break
+    if starts is not None and len(parts) > 1:
+        starts = sorted(set(starts))
+    if starts is not None and len(starts) > len(view) // _DENSE:
+        starts = None
+    if starts == []:
         return
-    starts: list[int] | None = keys
-    if needed.lead and len(keys) > len(view) // _DENSE_KEYS:
-        starts = None  # each key costs a look at what precedes it; re's own scan costs less
-    elif needed.lead:
-        starts = _starts(keys, needed, found, len(view) // _DENSE)
-    hits = (
-        pattern.finditer(view, max(keys[0] - needed.lead, 0))
-        if starts is None
-        else filter(None, map(pattern.match, repeat(view), starts))
-    )
+    hits = pattern.finditer(view) if starts is None else filter(None, map(pattern.match, repeat(view), starts))
     end = 0
     for hit in hits:
         if hit.start() >= end:
             yield hit
             end = hit.end()
+
+
+def _parts(needed: Needed, found: Occurrences) -> list[Needed]:
+    """The whole rule, or its alternatives that can match here when trying those costs less (rarer keys)."""
+    whole = _cost(needed, found) if needed.anchor is not None else None
+    if not needed.alternatives or (whole is not None and whole <= len(found.view) // _SPLIT):
+        return [needed]
+    parts = [part for part in needed.alternatives if _cost(part, found) and all(map(found.of, part.sets))]
+    # Their keys cost look-ups of their own, so the alternatives have to be much cheaper.
+    return parts if whole is None or 4 * sum(_cost(part, found) for part in parts) < whole else [needed]
+
+
+def _cost(needed: Needed, found: Occurrences) -> int:
+    """About what the anchor set costs, in tries: one per key, more when the match may start before it."""
+    assert needed.anchor is not None
+    return len(found.of(needed.anchor)) * (8 if needed.lead else 1)
 
 
 def _starts(keys: list[int], needed: Needed, found: Occurrences, limit: int) -> list[int] | None:

@@ -16,6 +16,7 @@ each of the rule's other necessary sets ("ignore" *and* "instructions").
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -72,6 +73,14 @@ class Needed:
     before: re.Pattern[str] | None = None
     """Matches one of the characters a match may hold before its key of `anchor`: the match starts within the
     run of them that ends at the key. None when it would not narrow the starts down."""
+    alternatives: tuple[Needed, ...] = ()
+    """For a pattern ``a|b|…``, the same for each alternative (every one with an anchor), else empty: a match
+    starts where one of them can."""
+
+    def every_key(self) -> frozenset[Key]:
+        """The keys of all its sets, anchors and alternatives: what an index of the text should hold."""
+        found = frozenset().union(*self.sets, self.anchor or ())
+        return found.union(*(alternative.every_key() for alternative in self.alternatives))
 
 
 class _Set(NamedTuple):
@@ -84,7 +93,23 @@ def keys(pattern: re.Pattern[str]) -> Needed | None:
     """The key sets of `pattern` (see `Needed`), or None when it has no usable literal."""
     parsed = _parser.parse(pattern.pattern, pattern.flags)
     reader = _Reader(parsed.state)
-    found = [s for s in reader.necessary(list(parsed), False, False, 0, frozenset()) if _usable(s.keys)]
+    items = list(parsed)
+    whole = _needed(reader, items, pattern.flags)
+    branches = [index for index, (op, _) in enumerate(items) if op is codes.BRANCH]
+    if whole is None or len(branches) != 1:
+        return whole
+    # "a … | b …": each alternative has keys of its own, rarer than the union of all of them.
+    index = branches[0]
+    parts = [
+        _needed(reader, items[:index] + list(alt) + items[index + 1 :], pattern.flags) for alt in items[index][1][1]
+    ]
+    if not all(part is not None and part.anchor is not None for part in parts):
+        return whole
+    return dataclasses.replace(whole, alternatives=tuple(part for part in parts if part is not None))
+
+
+def _needed(reader: _Reader, items: list[Any], flags: int) -> Needed | None:
+    found = [s for s in reader.necessary(items, False, False, 0, frozenset()) if _usable(s.keys)]
     if not found:
         return None
     found.sort(key=lambda s: _rank(s.keys), reverse=True)
@@ -95,7 +120,7 @@ def keys(pattern: re.Pattern[str]) -> Needed | None:
     anchor = max(anchors, key=_anchor_rank)
     before = None
     if anchor.lead and anchor.alphabet is not None and _narrow(anchor.alphabet):
-        before = re.compile("|".join(sorted(anchor.alphabet)) or "(?!)", pattern.flags)
+        before = re.compile("|".join(sorted(anchor.alphabet)) or "(?!)", flags)
     return Needed(sets, anchor.keys, min(anchor.lead, REACH), before)
 
 

@@ -54,9 +54,7 @@ _PREVIEW_CHARS = 80
 _MAX_DEPTH = 2  # base64 inside base64 inside text, no deeper: bounded work on hostile input
 _MAX_FINDINGS = 16  # per rule: it counts once in the score, and a hostile page could make thousands
 _PHRASE_KINDS = frozenset({"instruction_override", "role_override", "template_token", "tool_coercion"})
-_VOCABULARY = occurrences.Vocabulary.of(
-    key for rule in rules.RULES if rule.keys for keys in (*rule.keys.sets, rule.keys.anchor or ()) for key in keys
-)
+_VOCABULARY = occurrences.Vocabulary.of(key for rule in rules.RULES if rule.keys for key in rule.keys.every_key())
 
 
 @dataclass(frozen=True, slots=True)
