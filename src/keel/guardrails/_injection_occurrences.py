@@ -7,11 +7,16 @@ dictionary) and answers every key that is a whole word, or the start of one, fro
 may start inside a word or with punctuation are searched for. Each key is looked up once per text, however many
 rules need it.
 
-`matches` then runs a rule only where its keys are (`keel.guardrails._injection_prefilter.Needed`): a rule whose
-matches start at most a few characters before a key of its anchor set is tried at exactly those starts, so a
-megabyte costs it one attempt per occurrence; the others are read in windows around their first key set that
-hold a key of each of their other sets. Both stay linear on hostile input: each start is tried once, and windows
-that overlap are merged, so a text that is one key repeated is read once per rule.
+`matches` then runs a rule only where its keys are (`keel.guardrails._injection_prefilter.Needed`). A rule
+none of whose necessary literals is missing is tried at the starts its anchor keys allow: the key itself, or the
+few characters before it that the pattern can match there (read backwards from the key), by ``map`` in C, so a
+megabyte costs a rule about one try per occurrence of its rarest near key. A rule ``a|b|…`` whose anchor keys
+are dense is tried at the starts of the alternatives that can match at all, when that is much cheaper. The
+results are exactly ``finditer``'s: a try that starts inside a match already found is dropped.
+
+It stays linear on hostile input: each start is tried once, and a rule whose keys are so dense that nearly
+every start would be tried is left to ``re``'s own scan of the text (one pass). A rule without an anchor would
+be read in merged windows around its keys.
 """
 
 from __future__ import annotations

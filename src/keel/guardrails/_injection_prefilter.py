@@ -6,12 +6,12 @@ strings (``ignore``, ``disregard``, … for the override rule); `keys` finds the
 syntax tree, so a rule edited later keeps a correct key set without anyone maintaining one by hand. It also
 records what the pattern says around each literal, which makes the literal rarer in real text: a word boundary
 (or a space, a line start, a punctuation mark) before it, one after it (``act`` in ``act as`` is not the start
-of ``action``), and how far at most the match starts before it.
+of ``action``), how far at most the match starts before it, and which characters can stand in between.
 
-`keel.guardrails._injection_occurrences` then finds the keys once per text and runs each rule only where they
-are: at the few positions a match can start from (the rule's `Needed.anchor`, when the match starts at most
-`MAX_LEAD` characters before it), or else in windows of `REACH` characters around them that also hold a key of
-each of the rule's other necessary sets ("ignore" *and* "instructions").
+`keel.guardrails._injection_occurrences` then finds the keys once per text and tries each rule only at the
+starts its keys allow (`Needed.anchor`); for ``a|b|…``, each alternative has keys of its own
+(`Needed.alternatives`). A rule with no anchor at all would be read in windows of `REACH` characters around its
+keys that also hold a key of each of its other necessary sets ("ignore" *and* "instructions").
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from typing import Any, Final, NamedTuple
 __all__ = ["MAX_LEAD", "REACH", "Key", "Needed", "keys"]
 
 REACH: Final = 300
-"""How far a match may extend on either side of its key when the rule is read in windows: the longest match on
-the public sets spans 117 characters. A phrase padded wider than this (hundreds of spaces between its words) is
-not matched; the defences that do not depend on detection still hold (docs/guardrails.md, "Security model")."""
+"""How far before its anchor key a match may start when the pattern allows more (``please\s+…\s+act as``), and
+how far a match may extend on either side of its keys in a rule read in windows: the longest match on the public
+sets spans 117 characters. A phrase padded wider than this (hundreds of spaces between its words) is not matched;
+the defences that do not depend on detection still hold (docs/guardrails.md, "Security model")."""
 MAX_LEAD: Final = 24
 """The farthest a match may start before a key of its anchor set (``[ \\t]{0,16}`` before ``system:``): the
 rule is tried at each of those starts."""
