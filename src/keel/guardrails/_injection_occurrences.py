@@ -89,11 +89,19 @@ class Occurrences:
             found = self._keys[key] = self._find(key)
         return found
 
+    def present(self, sets: tuple[frozenset[Key], ...]) -> bool:
+        """Whether each of `sets` occurs, as far as the word index tells: the other sets cost a search each."""
+        return all(self.of(keys) for keys in sets if all(map(self._indexed, keys)))
+
+    def _indexed(self, key: Key) -> bool:
+        stem, known = _stem(key), self._vocabulary
+        whole = stem is not None and (key.word_end or stem.end() < len(key.text))
+        return stem is not None and (known is None or stem.group() in (known.words if whole else known.prefixes))
+
     def _find(self, key: Key) -> list[int]:
         stem = _stem(key)
-        known = self._vocabulary
         whole = stem is not None and (key.word_end or stem.end() < len(key.text))
-        if stem is None or (known is not None and stem.group() not in (known.words if whole else known.prefixes)):
+        if stem is None or not self._indexed(key):
             return [match.start() for match in _finder(key).finditer(self.view)]
         words = self._words if self._words is not None else self._index()
         if stem.end() < len(key.text):  # a whole word, then a character that is not part of one
@@ -158,7 +166,7 @@ def matches(pattern: re.Pattern[str], needed: Needed | None, found: Occurrences)
     view = found.view
     if needed is None:
         yield from pattern.finditer(view)
-    elif not all(map(found.of, needed.sets)):
+    elif not found.present(needed.sets):
         return  # a literal every match contains is not in the text
     elif needed.anchor is not None or needed.alternatives:
         yield from _anchored(pattern, needed, found)
@@ -207,7 +215,7 @@ def _parts(needed: Needed, found: Occurrences) -> list[Needed]:
     whole = _cost(needed, found) if needed.anchor is not None else None
     if not needed.alternatives or (whole is not None and whole <= len(found.view) // _SPLIT):
         return [needed]
-    parts = [part for part in needed.alternatives if _cost(part, found) and all(map(found.of, part.sets))]
+    parts = [part for part in needed.alternatives if _cost(part, found) and found.present(part.sets)]
     # Their keys cost look-ups of their own, so the alternatives have to be much cheaper.
     return parts if whole is None or 4 * sum(_cost(part, found) for part in parts) < whole else [needed]
 
