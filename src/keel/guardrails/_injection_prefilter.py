@@ -27,7 +27,7 @@ from typing import Any, Final, NamedTuple
 __all__ = ["MAX_LEAD", "REACH", "Key", "Needed", "keys"]
 
 REACH: Final = 300
-"""How far before its anchor key a match may start when the pattern allows more (``please\s+…\s+act as``), and
+"""How far before its anchor key a match may start when the pattern allows more (``please\\s+…\\s+act as``), and
 how far a match may extend on either side of its keys in a rule read in windows: the longest match on the public
 sets spans 117 characters. A phrase padded wider than this (hundreds of spaces between its words) is not matched;
 the defences that do not depend on detection still hold (docs/guardrails.md, "Security model")."""
