@@ -79,7 +79,11 @@ class Occurrences:
         """Where any of `keys` starts, sorted, each position once."""
         found = self._sets.get(keys)
         if found is None:
-            found = self._sets[keys] = sorted(set(chain.from_iterable(map(self.key, keys))))
+            whole, others = _whole_words(keys, self._vocabulary)
+            # Whole-word keys straight from the index, by C code: a short text asks for hundreds of absent keys.
+            words = self._words if self._words is not None else self._index() if whole else {}
+            lists = chain(map(words.get, whole, repeat(())), map(self.key, others))
+            found = self._sets[keys] = sorted(set(chain.from_iterable(lists)))
         return found
 
     def key(self, key: Key) -> list[int]:
@@ -91,29 +95,23 @@ class Occurrences:
 
     def present(self, sets: tuple[frozenset[Key], ...]) -> bool:
         """Whether each of `sets` occurs, as far as the word index tells: the other sets cost a search each."""
-        return all(self.of(keys) for keys in sets if all(map(self._indexed, keys)))
-
-    def _indexed(self, key: Key) -> bool:
-        stem, known = _stem(key), self._vocabulary
-        whole = stem is not None and (key.word_end or stem.end() < len(key.text))
-        return stem is not None and (known is None or stem.group() in (known.words if whole else known.prefixes))
+        return all(map(self.of, _indexed(sets, self._vocabulary)))
 
     def _find(self, key: Key) -> list[int]:
-        stem = _stem(key)
-        whole = stem is not None and (key.word_end or stem.end() < len(key.text))
-        if stem is None or not self._indexed(key):
+        how, stem = _plan(key, self._vocabulary)
+        if how is _SEARCH:
             return [match.start() for match in _finder(key).finditer(self.view)]
         words = self._words if self._words is not None else self._index()
-        if stem.end() < len(key.text):  # a whole word, then a character that is not part of one
+        if how is _WORD_THEN:  # a whole word, then a character that is not part of one
             view, end = self.view, len(key.text)
             return [
                 start
-                for start in words.get(stem.group(), ())
+                for start in words.get(stem, ())
                 if view.startswith(key.text, start) and not (key.word_end and _word_at(view, start + end))
             ]
-        if whole:
-            return words.get(key.text, [])
-        return sorted(chain.from_iterable(words.get(word, ()) for word in _starting_with(self._sorted, key.text)))
+        if how is _WHOLE:
+            return words.get(stem, [])
+        return sorted(chain.from_iterable(words.get(word, ()) for word in _starting_with(self._sorted, stem)))
 
     def _index(self) -> dict[str, list[int]]:
         """Where each word starts (the view alternates runs of word and other characters), for the wanted words."""
@@ -134,6 +132,36 @@ class Occurrences:
             index[word].append(start)
         self._words = dict(index)
         return self._words
+
+
+_SEARCH, _WORD_THEN, _WHOLE, _PREFIX = "search", "word then", "whole word", "prefix"
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(key: Key, vocabulary: Vocabulary | None) -> tuple[str, str]:
+    """How `key` is found (searched for, or read from the word index as a whole word or a prefix) and its word."""
+    stem = _stem(key)
+    if stem is None:
+        return _SEARCH, ""
+    whole = key.word_end or stem.end() < len(key.text)
+    if vocabulary is not None and stem.group() not in (vocabulary.words if whole else vocabulary.prefixes):
+        return _SEARCH, ""
+    return (_WORD_THEN if stem.end() < len(key.text) else _WHOLE if whole else _PREFIX), stem.group()
+
+
+@functools.lru_cache(maxsize=1024)
+def _indexed(sets: tuple[frozenset[Key], ...], vocabulary: Vocabulary | None) -> tuple[frozenset[Key], ...]:
+    """The sets all of whose keys the word index answers."""
+    return tuple(keys for keys in sets if all(_plan(key, vocabulary)[0] is not _SEARCH for key in keys))
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_words(keys: frozenset[Key], vocabulary: Vocabulary | None) -> tuple[tuple[str, ...], tuple[Key, ...]]:
+    """The words of the keys of `keys` found as whole words in the index, and the other keys."""
+    plans = [(key, _plan(key, vocabulary)) for key in keys]
+    return tuple(stem for _, (how, stem) in plans if how is _WHOLE), tuple(
+        k for k, (how, _) in plans if how is not _WHOLE
+    )
 
 
 def _stem(key: Key) -> re.Match[str] | None:
