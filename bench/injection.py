@@ -14,12 +14,15 @@ a logistic model of jailbreak wording, scores user input. That model was trained
 text whose word 6-grams are half or more in the holdout. The holdout was not read to train it or to choose its
 threshold (chosen by cross-validation on the training data: at most 0.5% of its benign texts flagged).
 
-Throughput: every text of both sets, screened once (texts/s and MB/s); then pages of about 1 MB built from one
-hostile fragment repeated (unclosed hidden elements, unclosed tags, runs of newlines, open image links, ...), the
-inputs that made rules quadratic, each timed once, with the time at 512 KB to show that doubling the input
-doubles the time.
+Throughput: every text of each split, screened once (texts/s and MB/s per split, and over both); then the
+seconds to screen a page of about 1 MB (and of 512 KB, to show that doubling the input doubles the time): the
+benign tool outputs of ``tune`` joined and repeated (keyword-dense support text: "assistant", "reply", "your
+message" every few lines), and pages built from one hostile fragment repeated (runs of whitespace, unclosed
+hidden elements and tags, open comments and image links, Unicode tags, zero-width characters, base64 words,
+role words, ...), the inputs that made rules quadratic. Each page is timed ``--repeat`` times (default 1) and
+the best time kept: the machine may be shared.
 
-    .venv/bin/python bench/injection.py [--json] [--split tune|holdout]
+    .venv/bin/python bench/injection.py [--json] [--split tune|holdout] [--no-hostile] [--repeat N]
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ HOSTILE: dict[str, str] = {
     "turn lines": "human: hi\n",
     "call words": "call the ",
     "non-ASCII text": "ignorez é ",
+    "direction marks": "a\u200e",
 }
+BENIGN_PAGE = "benign tool outputs (tune)"
+SIZES = (512_000, 1_024_000)
 
 
 def load(split: str) -> list[dict[str, Any]]:
@@ -99,27 +105,59 @@ def quality(samples: list[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
 
 
 def throughput(samples: list[dict[str, Any]]) -> dict[str, float]:
+    """Every text of `samples` screened once, in the context the pipeline would use."""
     screen = InjectionScreen()
     size = sum(len(s["text"].encode()) for s in samples)
     start = time.perf_counter()
     for sample in samples:
         screen.check(sample["text"], context(sample))
     elapsed = time.perf_counter() - start
-    return {"texts": len(samples), "texts_per_s": len(samples) / elapsed, "mb_per_s": size / elapsed / 1e6}
+    return {
+        "texts": len(samples),
+        "seconds": elapsed,
+        "texts_per_s": len(samples) / elapsed,
+        "mb_per_s": size / elapsed / 1e6,
+        "mb": size / 1e6,
+    }
 
 
-def hostile_pages() -> dict[str, dict[str, float]]:
+def combined(rates: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The figures over several splits, from each split's."""
+    texts, seconds, mb = (sum(rate[key] for rate in rates.values()) for key in ("texts", "seconds", "mb"))
+    return {"texts": texts, "texts_per_s": texts / seconds, "mb_per_s": mb / seconds}
+
+
+def page(unit: str, size: int) -> str:
+    """`unit` repeated to `size` bytes of UTF-8 or a little more (cut at `size` characters)."""
+    return (unit * (size // len(unit.encode()) + 1))[:size]
+
+
+def timed(text: str, repeat: int) -> float:
     screen = InjectionScreen()
-    out: dict[str, dict[str, float]] = {}
-    for name, fragment in HOSTILE.items():
-        timings = {}
-        for size in (512_000, 1_024_000):
-            page = fragment * (size // len(fragment.encode()) + 1)
-            start = time.perf_counter()
-            screen.check(page, TOOL)
-            timings[size] = time.perf_counter() - start
-        out[name] = {"s_512kb": timings[512_000], "s_1mb": timings[1_024_000]}
-    return out
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        screen.check(text, TOOL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def benign_page(repeat: int) -> dict[str, float]:
+    """The benign tool outputs of tune, joined by blank lines, repeated to 512 KB and 1 MB."""
+    joined = "\n\n".join(s["text"] for s in load("tune") if s["label"] == "benign" and s["kind"] == "tool_output")
+    return {
+        f"s_{label}": timed(page(joined, size), repeat) for label, size in zip(("512kb", "1mb"), SIZES, strict=True)
+    }
+
+
+def hostile_pages(repeat: int = 1) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            f"s_{label}": timed(page(fragment, size), repeat)
+            for label, size in zip(("512kb", "1mb"), SIZES, strict=True)
+        }
+        for name, fragment in HOSTILE.items()
+    }
 
 
 def percent(flagged: int, total: int) -> str:
@@ -146,15 +184,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--split", choices=("tune", "holdout"), help="only this split (default: both)")
-    parser.add_argument("--no-hostile", action="store_true", help="skip the 1 MB hostile pages")
+    parser.add_argument("--no-hostile", action="store_true", help="skip the 1 MB pages (benign and hostile)")
+    parser.add_argument("--repeat", type=int, default=1, help="time each 1 MB page this often, keep the best")
     args = parser.parse_args()
     splits = [args.split] if args.split else ["tune", "holdout"]
     samples = {split: load(split) for split in splits}
+    by_split = {split: throughput(samples[split]) for split in splits}
     report: dict[str, Any] = {
         "machine": {"cpu": cpu_model(), "python": platform.python_version()},
         "quality": {split: quality(samples[split]) for split in splits},
-        "throughput": throughput([s for split in splits for s in samples[split]]),
-        "hostile_pages": {} if args.no_hostile else hostile_pages(),
+        "throughput": {**combined(by_split), "by_split": by_split},
+        "benign_page": {} if args.no_hostile else benign_page(max(args.repeat, 1)),
+        "hostile_pages": {} if args.no_hostile else hostile_pages(max(args.repeat, 1)),
     }
     if args.json:
         json.dump(report, sys.stdout, indent=1)
@@ -165,9 +206,14 @@ def main() -> None:
         print_quality(split, report["quality"][split])
     rate = report["throughput"]
     print(f"\n## throughput: {rate['texts']} texts, {rate['texts_per_s']:.0f} texts/s, {rate['mb_per_s']:.2f} MB/s")
+    for split, cell in rate["by_split"].items():
+        print(
+            f"  {split:<38} {cell['texts']:>5} texts {cell['texts_per_s']:>7.0f} texts/s {cell['mb_per_s']:>6.2f} MB/s"
+        )
     if report["hostile_pages"]:
-        print(f"\n## hostile pages (one fragment repeated)  {'512 KB':>9} {'1 MB':>9}")
-        for name, cell in report["hostile_pages"].items():
+        print(f"\n## seconds to screen a page (best of {max(args.repeat, 1)})  {'512 KB':>9} {'1 MB':>9}")
+        rows = {BENIGN_PAGE: report["benign_page"], **{f"hostile: {k}": v for k, v in report["hostile_pages"].items()}}
+        for name, cell in rows.items():
             print(f"  {name:<38} {cell['s_512kb']:>8.3f}s {cell['s_1mb']:>8.3f}s")
 
 

@@ -29,7 +29,7 @@ class Rule:
     data_only: bool = False
     """Counted only in data (tool output), not in what the user types: "add a tip to your answer" is a user's
     request, the same words in an email are an instruction planted for whoever reads it."""
-    keys: tuple[frozenset[_injection_prefilter.Key], ...] | None = None
+    keys: _injection_prefilter.Needed | None = None
     """Literals every match contains (`_injection_prefilter.keys`): the rule reads only the text around them."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
+from itertools import chain, repeat
 from typing import Final
 
 __all__ = [
@@ -26,8 +28,10 @@ __all__ = [
     "RTL",
     "TAG_CANCEL",
     "TOOL_KEY",
+    "RUNS_BEYOND",
     "ZERO_WIDTH",
     "fold",
+    "illegitimate_runs",
     "invisible",
 ]
 
@@ -50,10 +54,26 @@ def invisible(char: str) -> bool:
     return char in ZERO_WIDTH or char in BIDI or 0xE0000 <= code <= TAG_CANCEL or 0xE0100 <= code <= 0xE01EF
 
 
-INVISIBLE_RUN: Final = re.compile(
-    "[" + re.escape("".join(sorted(ZERO_WIDTH | BIDI))) + "\U000e0000-\U000e007f\U000e0100-\U000e01ef]+"
-)
+_INVISIBLE: Final = re.escape("".join(sorted(ZERO_WIDTH | BIDI))) + "\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+INVISIBLE_RUN: Final = re.compile(f"[{_INVISIBLE}]+")
 """A run of characters for which `invisible` holds: found by ``re`` instead of a loop over every character."""
+
+
+def _runs_with(wanted: str) -> re.Pattern[str]:
+    return re.compile(f"(?<![{_INVISIBLE}])(?=[{_INVISIBLE}]{{4}}|[{_INVISIBLE}]*?[{wanted}])[{_INVISIBLE}]+")
+
+
+_TAGS: Final = "\U000e0020-\U000e007e"
+RUNS_BEYOND: Final[dict[frozenset[str], re.Pattern[str]]] = {
+    frozenset({"zero_width"}): _runs_with(re.escape("".join(sorted(BIDI))) + _TAGS),
+    frozenset({"bidi_control"}): _runs_with(
+        re.escape("".join(sorted(ZERO_WIDTH))) + "\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+    ),
+    frozenset({"zero_width", "bidi_control"}): _runs_with(_TAGS),
+}
+"""Once the rules named in the key have all the findings they count, the runs of invisible characters (whole
+`INVISIBLE_RUN` matches) that can still add a signal: four characters or more, or one of another rule's."""
+_FLAG_TAGS: Final = 7  # tag letters of a subdivision flag: a region code of at most 6, plus slack
 RTL: Final = re.compile("[\u0590-\u08ff\ufb1d-\ufdff]")
 """A right-to-left letter (Hebrew, Arabic, Syriac, …): where direction marks have a use."""
 COMMENT: Final = re.compile(r"<!--(.*?)(?:-->|$)", re.DOTALL)
@@ -93,15 +113,75 @@ they need the specific ones (``{"name": "Trail boots", "parameters": …}`` is a
 ANY_ARGS: Final = frozenset({"arguments", "args", "parameters", "params", "input", "action_input", "tool_input"})
 
 
+def illegitimate_runs(text: str, start: int, end: int, rtl: Callable[[], bool]) -> Iterator[tuple[int, int]]:
+    """The parts of one run of invisible characters that have no legitimate use.
+
+    `rtl` tells whether `text` has right-to-left letters (asked once a direction mark is met, answered once).
+    """
+    index, run_start = start, -1
+    while index < end:
+        step = _flag_tags(text, index, end)
+        if step:
+            legitimate = True
+        else:
+            step = 1
+            legitimate = _legitimate(text, index, rtl)
+        if legitimate and run_start >= 0:
+            yield run_start, index
+            run_start = -1
+        elif not legitimate and run_start < 0:
+            run_start = index
+        index += step
+    if run_start >= 0:
+        yield run_start, end
+
+
+def _flag_tags(text: str, index: int, end: int) -> int:
+    """The length of the tag sequence of an emoji subdivision flag (🏴 + tag letters + cancel tag) at `index`."""
+    if index == 0 or text[index - 1] != "\U0001f3f4":
+        return 0
+    stop = index
+    while stop < min(end, index + _FLAG_TAGS) and 0xE0020 <= ord(text[stop]) < TAG_CANCEL:
+        stop += 1
+    return stop + 1 - index if stop < end and ord(text[stop]) == TAG_CANCEL and stop > index else 0
+
+
+def _legitimate(text: str, index: int, rtl_text: Callable[[], bool]) -> bool:
+    char = text[index]
+    before = text[index - 1] if index > 0 else ""
+    after = text[index + 1] if index + 1 < len(text) else ""
+    if char == "\ufeff":
+        return index == 0
+    if char in "\u200e\u200f\u061c":
+        return rtl_text()
+    if char in "\u200c\u200d" and before.isalpha() and after.isalpha():
+        return before > "\u036f" and after > "\u036f"  # joiners shape Arabic, Indic, … letters, not Latin ones
+    if char == "\u200d":
+        return _pictographic(before) and _pictographic(after)
+    if 0xE0100 <= ord(char) <= 0xE01EF:
+        return "\u3400" <= before <= "\u9fff" or "\U00020000" <= before <= "\U0003134f"  # ideographic variants
+    return False
+
+
+def _pictographic(char: str) -> bool:
+    # Emoji and the modifiers that sit between an emoji and a joiner (skin tones, the emoji presentation selector).
+    return bool(char) and (char >= "\u2600" or char == "\ufe0f")
+
+
 def fold(text: str) -> tuple[str, list[int] | None]:
     """The view the rules read: NFKC-normalised, case-folded, without invisible characters.
 
     Returns the view and, unless the view lines up with `text` character for character, a map from each view
     index (plus one past the end) to the index in `text` it came from, so findings point at the original text.
-    ASCII runs are folded whole; only the other characters go one by one.
+    ASCII runs are folded whole; only the other characters go one by one, or, when there are many of them
+    (half a million zero-width characters between letters took a second), every character through one table.
     """
     if text.isascii():
         return text.lower(), None
+    if (len(text) - len(text.encode("ascii", "ignore"))) * _SPARSE > len(text):
+        pieces = list(map(_FOLDED.__getitem__, text))
+        positions = chain.from_iterable(map(repeat, range(len(text)), map(len, pieces)))
+        return "".join(pieces), [*positions, len(text)]
     out: list[str] = []
     origin: list[int] = []
     for piece in _ASCII_RUN.finditer(text):
@@ -119,6 +199,20 @@ def fold(text: str) -> tuple[str, list[int] | None]:
 
 
 _ASCII_RUN: Final = re.compile(r"([\x00-\x7f]+)|[^\x00-\x7f]+")
+_SPARSE: Final = 16  # non-ASCII characters up to one in this many: folded run by run
+
+
+class _Table(dict[str, str]):
+    """Each character's folded form, computed when first met; cleared when it holds too many to keep."""
+
+    def __missing__(self, char: str) -> str:
+        if len(self) >= 1 << 16:
+            self.clear()
+        folded = self[char] = char.lower() if char.isascii() else _fold_char(char)
+        return folded
+
+
+_FOLDED: Final = _Table()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -48,8 +48,8 @@ from itertools import islice
 
 from keel.errors import ConfigError
 from keel.guardrails import _injection_classifier as classifier
+from keel.guardrails import _injection_occurrences as occurrences
 from keel.guardrails import _injection_patterns as rules
-from keel.guardrails import _injection_prefilter as prefilter
 from keel.guardrails import _injection_text as pat
 from keel.guardrails._quarantine import quarantine
 from keel.guardrails.base import Finding, GuardContext, Verdict
@@ -59,8 +59,8 @@ __all__ = ["InjectionScreen", "quarantine"]
 _PREVIEW_CHARS = 80
 _MAX_DEPTH = 2  # base64 inside base64 inside text, no deeper: bounded work on hostile input
 _MAX_FINDINGS = 16  # per rule: it counts once in the score, and a hostile page could make thousands
-_FLAG_TAGS = 7  # tag letters of a subdivision flag: a region code of at most 6, plus slack
 _PHRASE_KINDS = frozenset({"instruction_override", "role_override", "template_token", "tool_coercion"})
+_VOCABULARY = occurrences.Vocabulary.of(key for rule in rules.RULES if rule.keys for key in rule.keys.every_key())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +114,9 @@ class InjectionScreen:
 def _scan(text: str, depth: int) -> list[_Signal]:
     signals = _hidden_characters(text, depth)
     view, origin = pat.fold(text)
+    found = occurrences.Occurrences(view, _VOCABULARY)  # shared: many rules look for the same words
     for rule in rules.RULES:
-        for match in islice(_nonempty(prefilter.matches(rule.pattern, rule.keys, view)), _MAX_FINDINGS):
+        for match in islice(_nonempty(occurrences.matches(rule.pattern, rule.keys, found)), _MAX_FINDINGS):
             start, end = _original_span(origin, match.start(), match.end())
             signals.append(_Signal(rule.id, rule.weight, _finding(rule.kind, text, start, end), rule.data_only))
     signals += _hidden_markup(text, signals)
@@ -150,26 +151,32 @@ def _original_span(origin: list[int] | None, start: int, end: int) -> tuple[int,
 def _hidden_characters(text: str, depth: int) -> list[_Signal]:
     """Invisible characters, grouped in runs; the text of Unicode tag runs is screened too, all runs as one.
 
-    The ones with a legitimate use are left alone: emoji joiners, joiners inside scripts that need them,
-    direction marks in right-to-left text, a leading BOM, the tags of a subdivision flag.
+    The ones with a legitimate use are left alone (`_injection_text.illegitimate_runs`): emoji joiners, joiners
+    inside scripts that need them, direction marks in right-to-left text, a leading BOM, the tags of a
+    subdivision flag.
     """
-    runs = [run for found in pat.INVISIBLE_RUN.finditer(text) for run in _illegitimate_runs(text, *found.span())]
-    if not runs:
-        return []
     signals: list[_Signal] = []
     tag_runs: list[tuple[int, int, str]] = []
     counts: Counter[str] = Counter()
-    for start, end in runs:
-        run = text[start:end]
-        tags = "".join(chr(ord(char) - 0xE0000) for char in run if 0xE0020 <= ord(char) <= 0xE007E)
-        if tags:
-            tag_runs.append((start, end, tags))
-            continue
-        rule = "invisible_run" if len(run) >= 4 else "bidi_control" if set(run) <= pat.BIDI else "zero_width"
-        counts[rule] += 1
-        if counts[rule] <= _MAX_FINDINGS:
-            weight = 1.0 if rule == "invisible_run" else 0.5
-            signals.append(_Signal(rule, weight, _finding("hidden_text", text, start, end)))
+    rtl = functools.cache(lambda: pat.RTL.search(text) is not None)
+    finder, position = pat.INVISIBLE_RUN, 0
+    while (found := finder.search(text, position)) is not None:
+        position = found.end()
+        for start, end in pat.illegitimate_runs(text, found.start(), found.end(), rtl):
+            run = text[start:end]
+            tags = "".join(chr(ord(char) - 0xE0000) for char in run if 0xE0020 <= ord(char) <= 0xE007E)
+            if tags:
+                tag_runs.append((start, end, tags))
+                continue
+            rule = "invisible_run" if len(run) >= 4 else "bidi_control" if set(run) <= pat.BIDI else "zero_width"
+            counts[rule] += 1
+            if counts[rule] <= _MAX_FINDINGS:
+                weight = 1.0 if rule == "invisible_run" else 0.5
+                signals.append(_Signal(rule, weight, _finding("hidden_text", text, start, end)))
+        # Once lone zero-width characters (or bidi controls) add nothing, only the runs that can are read:
+        # half a million of them took a second.
+        full = frozenset(rule for rule in ("zero_width", "bidi_control") if counts[rule] >= _MAX_FINDINGS)
+        finder = pat.RUNS_BEYOND.get(full, finder)
     return signals + _tag_text(tag_runs, depth)
 
 
@@ -184,61 +191,6 @@ def _tag_text(tag_runs: list[tuple[int, int, str]], depth: int) -> list[_Signal]
         _Signal("unicode_tags", 1.0, Finding("hidden_text", start, end, _clip(f"invisible tag text{note}: {tags}")))
         for start, end, tags in tag_runs[:_MAX_FINDINGS]
     ]
-
-
-def _illegitimate_runs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """The parts of one run of invisible characters that have no legitimate use."""
-    rtl: bool | None = None
-    index, run_start = start, -1
-    while index < end:
-        step = _flag_tags(text, index, end)
-        if step:
-            legitimate = True
-        else:
-            step = 1
-            if text[index] in "\u200e\u200f\u061c" and rtl is None:
-                rtl = pat.RTL.search(text) is not None
-            legitimate = _legitimate(text, index, bool(rtl))
-        if legitimate and run_start >= 0:
-            yield run_start, index
-            run_start = -1
-        elif not legitimate and run_start < 0:
-            run_start = index
-        index += step
-    if run_start >= 0:
-        yield run_start, end
-
-
-def _flag_tags(text: str, index: int, end: int) -> int:
-    """The length of the tag sequence of an emoji subdivision flag (🏴 + tag letters + cancel tag) at `index`."""
-    if index == 0 or text[index - 1] != "\U0001f3f4":
-        return 0
-    stop = index
-    while stop < min(end, index + _FLAG_TAGS) and 0xE0020 <= ord(text[stop]) < pat.TAG_CANCEL:
-        stop += 1
-    return stop + 1 - index if stop < end and ord(text[stop]) == pat.TAG_CANCEL and stop > index else 0
-
-
-def _legitimate(text: str, index: int, rtl_text: bool) -> bool:
-    char = text[index]
-    before = text[index - 1] if index > 0 else ""
-    after = text[index + 1] if index + 1 < len(text) else ""
-    if char == "\ufeff":
-        return index == 0
-    if char in "\u200e\u200f\u061c":
-        return rtl_text
-    if char in "\u200c\u200d" and before.isalpha() and after.isalpha():
-        return before > "\u036f" and after > "\u036f"  # joiners shape Arabic, Indic, … letters, not Latin ones
-    if char == "\u200d":
-        return _pictographic(before) and _pictographic(after)
-    if 0xE0100 <= ord(char) <= 0xE01EF:
-        return "\u3400" <= before <= "\u9fff" or "\U00020000" <= before <= "\U0003134f"  # ideographic variants
-    return False
-
-
-def _pictographic(char: str) -> bool:
-    # Emoji and the modifiers that sit between an emoji and a joiner (skin tones, the emoji presentation selector).
-    return bool(char) and (char >= "\u2600" or char == "\ufe0f")
 
 
 def _hidden_markup(text: str, signals: list[_Signal]) -> list[_Signal]:
