@@ -133,3 +133,17 @@ def test_a_password_of_words_counts_in_a_configuration_line_only(text: str, reda
 )
 def test_few_distinct_characters_are_counted_over_the_whole_value(text: str, redacted: str) -> None:
     assert redact_pii(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # A call's closing bracket ends an unquoted value: the argument names a variable.
+        ("conn = connect(password=db_password)", "conn = connect(password=db_password)"),
+        ("client(api_key=settings_api_key])", "client(api_key=settings_api_key])"),
+        # A value that is no name is still a secret, bracket and all.
+        ("f(password=Xy7kqP9zR2)", "f(password=[secret]"),
+    ],
+)
+def test_a_variable_passed_to_a_call_is_not_a_secret(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted

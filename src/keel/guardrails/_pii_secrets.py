@@ -212,10 +212,12 @@ def find_secrets(text: str) -> Iterator[Span]:
     for match in _ASSIGNED.finditer(text):
         group = next(name for name in ("double", "single", "value") if match.group(name) is not None)
         value = match.group(group).rstrip(".")
+        # Unquoted, a call's closing brackets end the value: "connect(password=db_password)" names a variable.
+        bare = value.rstrip(")]}") if group == "value" else value
         if (
             len(value) < 6
             or _PLACEHOLDER.search(match.group(group))
-            or (_WORDS.match(value) and not _config_password(text, match, group))
+            or (_WORDS.match(bare) and not _config_password(text, match, group))
             or (value.isdigit() and len(value) < 12)
             or _CODE_REFERENCE.match(value.lstrip("\\"))
             or _FILE_PATH.match(value)
