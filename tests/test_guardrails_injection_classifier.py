@@ -81,6 +81,8 @@ def test_the_text_form_round_trips_and_bad_files_are_refused() -> None:
     assert classifier.parse(classifier.dump(model)) == model
     with pytest.raises(ValueError, match="line 6"):
         classifier.parse([*classifier.dump(model), "no tab here"])
+    with pytest.raises(ValueError, match="missing header line.*# threshold"):
+        classifier.parse(["# window\t192", "# bias\t0", "ignore\t1.0"])
     with pytest.raises(ValueError, match="windows of 64 words"):
         classifier.parse(["# window\t64", "# bias\t0", "# threshold\t0.5"])
 

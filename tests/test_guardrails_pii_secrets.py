@@ -141,9 +141,22 @@ def test_few_distinct_characters_are_counted_over_the_whole_value(text: str, red
         # A call's closing bracket ends an unquoted value: the argument names a variable.
         ("conn = connect(password=db_password)", "conn = connect(password=db_password)"),
         ("client(api_key=settings_api_key])", "client(api_key=settings_api_key])"),
-        # A value that is no name is still a secret, bracket and all.
-        ("f(password=Xy7kqP9zR2)", "f(password=[secret]"),
+        # A value that is no name is still a secret, and the call's bracket stays.
+        ("f(password=Xy7kqP9zR2)", "f(password=[secret])"),
+        ("f(token=Xy7kqP9zR2]x)", "f(token=[secret])"),
     ],
 )
 def test_a_variable_passed_to_a_call_is_not_a_secret(text: str, redacted: str) -> None:
+    assert redact_pii(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("Pwd=Carpenter;", "Pwd=[secret];"),
+        ("Password=ThereIsNoSpoon\n", "Password=[secret]\n"),
+        ("Password=EnterYourPassword\n", "Password=EnterYourPassword\n"),
+    ],
+)
+def test_only_whole_words_ask_for_a_value(text: str, redacted: str) -> None:
     assert redact_pii(text) == redacted

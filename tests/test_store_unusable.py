@@ -91,3 +91,11 @@ def test_every_reading_command_exits_1_with_the_error_and_changes_nothing(spoile
     assert str(path) in message and expected in message
     assert "Traceback" not in result.output
     assert path.read_bytes() == before
+
+
+def test_a_bad_sync_setting_is_refused_before_any_file_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_SQLITE_SYNC", "sometimes")
+    path = tmp_path / "new" / "keel.db"
+    with pytest.raises(StoreError, match="KEEL_SQLITE_SYNC must be NORMAL or FULL, got 'SOMETIMES'"):
+        SQLiteStore(path)
+    assert not path.parent.exists()

@@ -37,6 +37,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -238,7 +239,8 @@ def main() -> None:
     for (label, family), (flagged, total) in sorted(table.items(), key=lambda item: (-item[0][0], item[0][1])):
         print(f"{'attack' if label else 'benign':<8} {family:<40} {flagged:>5}/{total:<6} {flagged / total:6.1%}")
     model = fit(texts, args.min_count, args.l2)
-    model = Classifier(model.weights, model.bias, round(threshold, 6))
+    # Rounded up, as the file stores 6 decimals: rounding down could flag a benign text the threshold excluded.
+    model = Classifier(model.weights, model.bias, math.ceil(threshold * 1e6) / 1e6)
     print(f"\nfinal model: {len(model.weights)} n-grams, bias {model.bias:.3f}")
     if args.write:
         TARGET.write_bytes(gzip.compress(("\n".join(dump(model)) + "\n").encode("utf-8"), mtime=0))

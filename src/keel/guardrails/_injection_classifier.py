@@ -2,8 +2,9 @@
 
 The rules catch the wordings someone wrote down; jailbreaks typed by users vary too much for that ("from now
 on you will answer as two personas…", "this is a hypothetical story in which…"). This model scores the
-*folded view* the rules read (NFKC, case-folded, without invisible characters), so homoglyphs and zero-width
-padding do not change its features. A text is read in windows of `WINDOW` words, `STRIDE` apart, and its score
+*folded view* the rules read (NFKC, case-folded, without invisible characters), so full-width and other
+compatibility forms and zero-width padding do not change its features (look-alike letters of other scripts,
+such as Cyrillic "а" for "a", do). A text is read in windows of `WINDOW` words, `STRIDE` apart, and its score
 is the best window's: a long, benign message cannot dilute one hostile paragraph, and the work is linear in the
 text (every word is in at most two windows).
 
@@ -109,7 +110,10 @@ def parse(lines: Sequence[str]) -> Classifier:
             header[name[2:]] = float(value)
         else:
             weights[name] = float(value)
-    window = int(header.get("window", -1))
+    missing = [name for name in ("window", "bias", "threshold") if name not in header]
+    if missing:
+        raise ValueError(f"missing header line(s): {', '.join(f'# {name}' for name in missing)}")
+    window = int(header["window"])
     if window != WINDOW:
         raise ValueError(f"weights were trained for windows of {window} words, this code reads {WINDOW}")
     return Classifier(weights, header["bias"], header["threshold"])

@@ -90,8 +90,10 @@ _WORDS = re.compile(r"^[#.]?[A-Za-z]+(?:[_-][A-Za-z]+)*$")
 _CONFIG_PASSWORD_NAME = re.compile(r"pass|pwd", re.IGNORECASE)
 _CONFIG_VALUE_END = re.compile(r"[\"']?[ \t]*(?:[\r\n;#]|\Z)")
 _CONFIG_KEY_LIMIT = 60
-# Words that ask for a value ("insert_your_password_here", "enter-password") rather than give one.
-_ASKS_FOR_VALUE = re.compile(r"your|here|insert|enter|replace", re.IGNORECASE)
+# Words that ask for a value ("insert_your_password_here", "enter-password", "YourPassword") rather than give one:
+# whole words only, split at separators and at camel case, so "Carpenter" or "ThereIsNoSpoon" are passwords.
+_ASKS_FOR_VALUE = frozenset({"your", "here", "insert", "enter", "replace"})
+_VALUE_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 # An Amazon Resource Name says which resource a policy or role is ("arn:aws:iam::aws:policy/…"): public.
 _RESOURCE_NAME = re.compile(r"^arn:[a-z-]+:")
 # Code that says where the secret is kept, not the secret: a dotted name (``process.env.DB_PASSWORD``,
@@ -177,7 +179,7 @@ def _config_password(text: str, match: re.Match[str], group: str) -> bool:
     between = text[match.start() : match.start(group)]
     if not _CONFIG_PASSWORD_NAME.match(between) or "=" not in between or ":" in between:
         return False
-    if not value[0].isalpha() or _ASKS_FOR_VALUE.search(value) or value.lower() in {"password", "passphrase"}:
+    if not value[0].isalpha() or _asks_for_value(value) or value.lower() in {"password", "passphrase"}:
         return False  # a CSS selector, a request for a value, or the field's own label ("login.password=Password")
     start, floor = match.start(), max(0, match.start() - _CONFIG_KEY_LIMIT)
     while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
@@ -185,6 +187,20 @@ def _config_password(text: str, match: re.Match[str], group: str) -> bool:
     if start > 0 and text[start - 1] not in "\n;":
         return False
     return _CONFIG_VALUE_END.match(text, match.end(group)) is not None
+
+
+def _asks_for_value(value: str) -> bool:
+    return any(word.lower() in _ASKS_FOR_VALUE for word in _VALUE_WORD.findall(value))
+
+
+def _unbalanced_tail(value: str) -> int:
+    """How many closing brackets end `value` without an opening one inside it: a call's, not the value's."""
+    count = 0
+    for closing, opening in ((")", "("), ("]", "["), ("}", "{")):
+        extra = value.count(closing) - value.count(opening)
+        while extra > 0 and value[: len(value) - count].endswith(closing):
+            count, extra = count + 1, extra - 1
+    return count
 
 
 def find_secrets(text: str) -> Iterator[Span]:
@@ -212,12 +228,12 @@ def find_secrets(text: str) -> Iterator[Span]:
     for match in _ASSIGNED.finditer(text):
         group = next(name for name in ("double", "single", "value") if match.group(name) is not None)
         value = match.group(group).rstrip(".")
-        # Unquoted, a call's closing brackets end the value: "connect(password=db_password)" names a variable.
-        bare = value.rstrip(")]}") if group == "value" else value
+        if group == "value":  # unquoted, a call's closing brackets end it: "connect(password=db_password)"
+            value = value[: len(value) - _unbalanced_tail(value)]
         if (
             len(value) < 6
             or _PLACEHOLDER.search(match.group(group))
-            or (_WORDS.match(bare) and not _config_password(text, match, group))
+            or (_WORDS.match(value) and not _config_password(text, match, group))
             or (value.isdigit() and len(value) < 12)
             or _CODE_REFERENCE.match(value.lstrip("\\"))
             or _FILE_PATH.match(value)

@@ -22,6 +22,9 @@ def connect(path: Path, create: bool) -> sqlite3.Connection:
             f"no store at {path} yet: run an agent first, or point KEEL_STORE/--store at an existing store",
             path=str(path),
         )
+    sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
+    if create and sync not in ("NORMAL", "FULL"):
+        raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
     conn: sqlite3.Connection | None = None
     try:
         if create:
@@ -35,9 +38,6 @@ def connect(path: Path, create: bool) -> sqlite3.Connection:
             conn = _readable(path, conn, target)
         if create:
             conn.execute("PRAGMA journal_mode=WAL")
-            sync = os.environ.get("KEEL_SQLITE_SYNC", "NORMAL").upper()
-            if sync not in ("NORMAL", "FULL"):
-                raise StoreError(f"KEEL_SQLITE_SYNC must be NORMAL or FULL, got {sync!r}")
             conn.execute(f"PRAGMA synchronous={sync}")
     except (OSError, sqlite3.Error) as exc:
         if conn is not None:
@@ -84,5 +84,9 @@ def _readable(path: Path, conn: sqlite3.Connection, target: str | Path) -> sqlit
     immutable = sqlite3.connect(
         f"{target}&immutable=1", isolation_level=None, check_same_thread=False, timeout=10.0, uri=True
     )
-    immutable.execute("PRAGMA user_version").fetchone()
+    try:
+        immutable.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error:
+        immutable.close()
+        raise
     return immutable
