@@ -7,6 +7,7 @@ machine cannot fail them; the figures themselves are in ``bench/injection.py``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from keel.guardrails import GuardContext
 from keel.guardrails import _injection_occurrences as occurrences
 from keel.guardrails import _injection_patterns as rules
+from keel.guardrails import _injection_prefilter as prefilter
 from keel.guardrails._injection_text import fold
 from keel.guardrails.injection import InjectionScreen
 
@@ -61,6 +63,16 @@ def test_the_prefilter_finds_what_a_full_scan_finds_on_dense_text(unit: str) -> 
     for rule in rules.RULES:
         full = [m.span() for m in rule.pattern.finditer(view)]
         assert [m.span() for m in occurrences.matches(rule.pattern, rule.keys, found)] == full, rule.id
+
+
+def test_a_pattern_with_scoped_flags_is_left_to_a_full_scan() -> None:
+    pattern = re.compile(r"(?i:P)+\s*ignore\s+me")
+    needed = prefilter.keys(pattern)
+    assert needed is None
+    view = "x" * 1800 + "pp ignore me" + "y" * 1200
+    found = occurrences.Occurrences(view)
+    assert [m.span() for m in occurrences.matches(pattern, needed, found)] == [(1800, 1812)]
+    assert prefilter.keys(re.compile(r"(?:p)+\s*ignore\s+me")) is not None
 
 
 def test_a_word_start_key_ignores_the_word_inside_another() -> None:

@@ -91,10 +91,16 @@ class _Set(NamedTuple):
 
 
 def keys(pattern: re.Pattern[str]) -> Needed | None:
-    """The key sets of `pattern` (see `Needed`), or None when it has no usable literal."""
+    """The key sets of `pattern` (see `Needed`), or None when it has no usable literal.
+
+    Also None for a pattern with scoped flags (``(?i:…)``): keys and look-backs are read with the pattern's own
+    flags, so such a rule is left to a full scan rather than risk a missed match.
+    """
     parsed = _parser.parse(pattern.pattern, pattern.flags)
     reader = _Reader(parsed.state)
     items = list(parsed)
+    if _has_scoped_flags(items):
+        return None
     whole = _needed(reader, items, pattern.flags)
     branches = [index for index, (op, _) in enumerate(items) if op is codes.BRANCH]
     if whole is None or len(branches) != 1:
@@ -107,6 +113,26 @@ def keys(pattern: re.Pattern[str]) -> Needed | None:
     if not all(part is not None and part.anchor is not None for part in parts):
         return whole
     return dataclasses.replace(whole, alternatives=tuple(part for part in parts if part is not None))
+
+
+def _has_scoped_flags(items: list[Any]) -> bool:
+    for op, av in items:
+        if op is codes.SUBPATTERN and (av[1] or av[2]):
+            return True
+        if op is codes.SUBPATTERN or op is codes.ATOMIC_GROUP or op in _REPEATS or op is codes.BRANCH:
+            inner = (
+                av[-1]
+                if op is codes.SUBPATTERN
+                else av
+                if op is codes.ATOMIC_GROUP
+                else av[2]
+                if op in _REPEATS
+                else None
+            )
+            branches = [inner] if inner is not None else av[1]
+            if any(_has_scoped_flags(list(branch)) for branch in branches):
+                return True
+    return False
 
 
 def _needed(reader: _Reader, items: list[Any], flags: int) -> Needed | None:
