@@ -63,6 +63,8 @@ async def test_a_turn_of_ten_thousand_calls_runs_the_first_few_and_tells_the_mod
     assert len(answers) == 10_000, "every call the model made is answered"
     assert [a.is_error for a in answers] == [False] * 16 + [True] * 9_984
     assert "max_tool_calls_per_step=16" in answers[-1].content
+    assert answers[-1].content == "Not run: over max_tool_calls_per_step=16 (see call c0-16)."
+    assert sum(len(a.content) for a in answers[16:]) < 100 * len(answers[16:]), "the history stays small"
 
 
 async def test_a_model_that_keeps_asking_for_too_many_calls_ends_partial_after_max_tool_rejections() -> None:

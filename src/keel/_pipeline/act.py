@@ -150,11 +150,18 @@ def _needing_approval(state: RunState, checked: list[ValidCall | Rejected], conf
     return held
 
 
-def _beyond_the_bound(call: ToolCall, asked: int, limit: int) -> Rejected:
-    """A call past the turn's first `limit`: not validated, not run, answered so the model can ask again."""
+def _beyond_the_bound(call: ToolCall, turn: Sequence[ToolCall], limit: int) -> Rejected:
+    """A call past the turn's first `limit`: not validated, not run, answered so the model can ask again.
+
+    The first of them carries the explanation, the others point to it: every call needs an answer, and thousands
+    of long ones would stay in every later request's history.
+    """
+    first = turn[limit]
+    if call.id != first.id:
+        return Rejected(call, f"Not run: over max_tool_calls_per_step={limit} (see call {first.id}).")
     return Rejected(
         call,
-        f"Not run: this turn asked for {asked} tool calls, more than the {limit} one turn may make "
+        f"Not run: this turn asked for {len(turn)} tool calls, more than the {limit} one turn may make "
         f"(max_tool_calls_per_step={limit}); the first {limit} were handled. Ask for this call again in a later "
         "turn if you still need it.",
     )
@@ -171,7 +178,7 @@ def _checked(
     bound = state.spec.budget.max_tool_calls_per_step
     allowed = {call.id for call in turn[:bound]}
     checked = [
-        validate_call(state.spec.registry, call) if call.id in allowed else _beyond_the_bound(call, len(turn), bound)
+        validate_call(state.spec.registry, call) if call.id in allowed else _beyond_the_bound(call, turn, bound)
         for call in calls
     ]
     return checked, {call.id for call in turn[bound + 1 :]}
