@@ -2,11 +2,11 @@
 
 The rules catch the wordings someone wrote down; jailbreaks typed by users vary too much for that ("from now
 on you will answer as two personas…", "this is a hypothetical story in which…"). This model scores the
-*folded view* the rules read (NFKC, case-folded, without invisible characters), so full-width and other
-compatibility forms and zero-width padding do not change its features (look-alike letters of other scripts,
-such as Cyrillic "а" for "a", do). A text is read in windows of `WINDOW` words, `STRIDE` apart, and its score
-is the best window's: a long, benign message cannot dilute one hostile paragraph, and the work is linear in the
-text (every word is in at most two windows).
+*folded view* the rules read (NFKC, case-folded, without invisible characters), so full-width letters,
+zero-width padding and Cyrillic or Greek look-alikes inside Latin words ("іgnоrе") do not change its features.
+A text is read in windows of `WINDOW` words, `STRIDE` apart, and its score is the best window's: a long, benign
+message cannot dilute one hostile paragraph, and the work is linear in the text (every word is in at most two
+windows).
 
 The weights ship in the package (``_injection_classifier.tsv.gz``), trained offline by
 ``bench/data/injection/train_classifier.py`` on public data only (its docstring and

@@ -169,7 +169,9 @@ def _pictographic(char: str) -> bool:
 
 
 def fold(text: str) -> tuple[str, list[int] | None]:
-    """The view the rules read: NFKC-normalised, case-folded, without invisible characters.
+    """The view the rules read: NFKC-normalised, case-folded, without invisible characters, look-alikes unmasked.
+
+    Cyrillic and Greek look-alikes inside Latin words ("іgnоrе") are read as the Latin letters they imitate.
 
     Returns the view and, unless the view lines up with `text` character for character, a map from each view
     index (plus one past the end) to the index in `text` it came from, so findings point at the original text.
@@ -181,7 +183,7 @@ def fold(text: str) -> tuple[str, list[int] | None]:
     if (len(text) - len(text.encode("ascii", "ignore"))) * _SPARSE > len(text):
         pieces = list(map(_FOLDED.__getitem__, text))
         positions = chain.from_iterable(map(repeat, range(len(text)), map(len, pieces)))
-        return "".join(pieces), [*positions, len(text)]
+        return _unmasked("".join(pieces)), [*positions, len(text)]
     out: list[str] = []
     origin: list[int] = []
     for piece in _ASCII_RUN.finditer(text):
@@ -195,7 +197,27 @@ def fold(text: str) -> tuple[str, list[int] | None]:
             out.append(folded)
             origin.extend([index] * len(folded))
     origin.append(len(text))
-    return "".join(out), origin
+    return _unmasked("".join(out)), origin
+
+
+# Cyrillic and Greek letters that look like Latin ones (Unicode's confusables, the unmistakable ones), folded.
+_LOOKALIKES: Final = {
+    **dict(zip("аеорсухіјѕԁһԛԝӏ", "aeopcyxijsdhqwl", strict=True)),
+    **dict(zip("αορικνυχ", "aopikvux", strict=True)),
+}
+_LOOKALIKE_CLASS: Final = "[" + "".join(_LOOKALIKES) + "]"
+# A word that mixes Latin letters with look-alikes ("іgnоrе"): the mark of a word disguised from a reader.
+# Words wholly in another script are left alone: they are that language, not a disguise.
+_MIXED_WORD: Final = re.compile(rf"\b(?=\w*?[a-z])(?=\w*?{_LOOKALIKE_CLASS})\w+")
+_TO_LATIN: Final = str.maketrans(_LOOKALIKES)
+
+
+def _unmasked(view: str) -> str:
+    """`view` with the look-alike letters of mixed-script words replaced by the Latin letters they imitate.
+
+    One character for one, so the map from view to text stays as it is.
+    """
+    return _MIXED_WORD.sub(lambda word: word.group().translate(_TO_LATIN), view)
 
 
 _ASCII_RUN: Final = re.compile(r"([\x00-\x7f]+)|[^\x00-\x7f]+")
