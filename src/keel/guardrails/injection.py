@@ -90,11 +90,12 @@ class InjectionScreen:
 
     def check(self, text: str, context: GuardContext) -> Verdict:
         """Screen `text`; from the user (``context.origin == "input"``), asking for a tool is not suspicious."""
-        signals = _scan(text, depth=0)
+        folded = pat.fold(text)
+        signals = _scan(text, depth=0, folded=folded)
         if context.origin == "input":  # the user is the principal: "call the refund tool" is a request, not coercion
             signals = [s for s in signals if s.finding.kind != "tool_coercion" and not s.data_only]
             if self.classifier:
-                signals += _classified(text)
+                signals += _classified(text, folded)
         best: dict[str, float] = {}
         for signal in signals:
             best[signal.rule] = max(best.get(signal.rule, 0.0), signal.weight)
@@ -111,9 +112,9 @@ class InjectionScreen:
 # --- scanning ---------------------------------------------------------------------------------------------
 
 
-def _scan(text: str, depth: int) -> list[_Signal]:
+def _scan(text: str, depth: int, folded: tuple[str, list[int] | None] | None = None) -> list[_Signal]:
     signals = _hidden_characters(text, depth)
-    view, origin = pat.fold(text)
+    view, origin = folded or pat.fold(text)
     found = occurrences.Occurrences(view, _VOCABULARY)  # shared: many rules look for the same words
     for rule in rules.RULES:
         for match in islice(_nonempty(occurrences.matches(rule.pattern, rule.keys, found)), _MAX_FINDINGS):
@@ -126,10 +127,10 @@ def _scan(text: str, depth: int) -> list[_Signal]:
     return signals
 
 
-def _classified(text: str) -> list[_Signal]:
+def _classified(text: str, folded: tuple[str, list[int] | None]) -> list[_Signal]:
     """The second stage's signal: the best window of the folded text, when the model scores it an injection."""
     model = classifier.load()
-    view, origin = pat.fold(text)
+    view, origin = folded
     best = model.score(view)
     if best is None or best.probability < model.threshold:
         return []
