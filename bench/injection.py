@@ -19,7 +19,9 @@ seconds to screen a page of about 1 MB (and of 512 KB, to show that doubling the
 benign tool outputs of ``tune`` joined and repeated (keyword-dense support text: "assistant", "reply", "your
 message" every few lines), and pages built from one hostile fragment repeated (runs of whitespace, unclosed
 hidden elements and tags, open comments and image links, Unicode tags, zero-width characters, base64 words,
-role words, ...), the inputs that made rules quadratic. Each page is timed ``--repeat`` times (default 1) and
+role words, ...), the inputs that made rules quadratic; last, the benign user prompts of ``tune`` joined and
+repeated, screened as user input with both stages and with the rules alone (the classifier's cost). Each page is
+timed ``--repeat`` times (default 1) and
 the best time kept: the machine may be shared.
 
     .venv/bin/python bench/injection.py [--json] [--split tune|holdout] [--no-hostile] [--repeat N]
@@ -132,14 +134,30 @@ def page(unit: str, size: int) -> str:
     return (unit * (size // len(unit.encode()) + 1))[:size]
 
 
-def timed(text: str, repeat: int) -> float:
-    screen = InjectionScreen()
+def timed(text: str, repeat: int, context: GuardContext = TOOL, screen: InjectionScreen | None = None) -> float:
+    screen = screen or InjectionScreen()
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        screen.check(text, TOOL)
+        screen.check(text, context)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def input_pages(repeat: int) -> dict[str, dict[str, float]]:
+    """The benign user prompts of tune, joined and repeated, screened as user input: both stages, then rules alone."""
+    joined = "\n\n".join(s["text"] for s in load("tune") if s["label"] == "benign" and s["kind"] == "user_prompt")
+    screens = {
+        "user input, both stages": InjectionScreen(),
+        "user input, rules alone": InjectionScreen(classifier=False),
+    }
+    return {
+        name: {
+            f"s_{label}": timed(page(joined, size), repeat, INPUT, screen)
+            for label, size in zip(("512kb", "1mb"), SIZES, strict=True)
+        }
+        for name, screen in screens.items()
+    }
 
 
 def benign_page(repeat: int) -> dict[str, float]:
@@ -196,6 +214,7 @@ def main() -> None:
         "throughput": {**combined(by_split), "by_split": by_split},
         "benign_page": {} if args.no_hostile else benign_page(max(args.repeat, 1)),
         "hostile_pages": {} if args.no_hostile else hostile_pages(max(args.repeat, 1)),
+        "input_pages": {} if args.no_hostile else input_pages(max(args.repeat, 1)),
     }
     if args.json:
         json.dump(report, sys.stdout, indent=1)
@@ -212,7 +231,11 @@ def main() -> None:
         )
     if report["hostile_pages"]:
         print(f"\n## seconds to screen a page (best of {max(args.repeat, 1)})  {'512 KB':>9} {'1 MB':>9}")
-        rows = {BENIGN_PAGE: report["benign_page"], **{f"hostile: {k}": v for k, v in report["hostile_pages"].items()}}
+        rows = {
+            BENIGN_PAGE: report["benign_page"],
+            **{f"hostile: {k}": v for k, v in report["hostile_pages"].items()},
+            **report["input_pages"],
+        }
         for name, cell in rows.items():
             print(f"  {name:<38} {cell['s_512kb']:>8.3f}s {cell['s_1mb']:>8.3f}s")
 
