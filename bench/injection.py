@@ -6,13 +6,17 @@ pages) and benign texts (``user_prompt`` and ``tool_output``). Each text is scre
 it: a direct attack or a user prompt with ``origin="input"``, the rest with ``origin="tool_output"``. A text
 counts as detected (or as a false alarm) when the verdict is ``block``. The split was fixed by hash before the
 rules were tuned: ``tune`` is what the rules were improved on, ``holdout`` was never looked at for tuning, so its
-figures are the estimate for text nobody here wrote.
+figures are the estimate for text nobody here wrote. ``fresh`` (only with ``--split fresh``) comes from other
+projects than both (PurpleLlama's prompt-injection tests, MT-bench and Vicuna-bench questions), was built after
+the rules and the classifier were fixed, and is never tuned or trained on: a second, independent estimate.
 
 Two columns: the rules alone (``InjectionScreen(classifier=False)``) and the default screen, whose second stage,
 a logistic model of jailbreak wording, scores user input. That model was trained on public data
 (``bench/data/injection/train_classifier.py``): the tune split and other texts of the same projects, minus any
 text whose word 6-grams are half or more in the holdout. The holdout was not read to train it or to choose its
-threshold (chosen by cross-validation on the training data: at most 0.5% of its benign texts flagged).
+threshold (chosen by cross-validation on the training data: at most 0.5% of its benign texts flagged). The
+shipped weights predate the fresh set; its training data comes from other projects, and the next training also
+drops near copies of fresh texts.
 
 Throughput: every text of each split, screened once (texts/s and MB/s per split, and over both); then the
 seconds to screen a page of about 1 MB (and of 512 KB, to show that doubling the input doubles the time): the
@@ -24,7 +28,7 @@ repeated, screened as user input with both stages and with the rules alone (the 
 timed ``--repeat`` times (default 1) and
 the best time kept: the machine may be shared.
 
-    .venv/bin/python bench/injection.py [--json] [--split tune|holdout] [--no-hostile] [--repeat N]
+    .venv/bin/python bench/injection.py [--json] [--split tune|holdout|fresh] [--no-hostile] [--repeat N]
 """
 
 from __future__ import annotations
@@ -201,7 +205,9 @@ def print_quality(split: str, tables: dict[str, dict[str, list[int]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--split", choices=("tune", "holdout"), help="only this split (default: both)")
+    parser.add_argument(
+        "--split", choices=("tune", "holdout", "fresh"), help="only this split (default: tune and holdout)"
+    )
     parser.add_argument("--no-hostile", action="store_true", help="skip the 1 MB pages (benign and hostile)")
     parser.add_argument("--repeat", type=int, default=1, help="time each 1 MB page this often, keep the best")
     args = parser.parse_args()
