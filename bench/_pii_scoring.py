@@ -33,6 +33,7 @@ from keel.guardrails.pii import PII_KINDS, PIIGuard
 
 FAMILY = {"high_entropy": "secret"}
 PUBLIC_SET = Path(__file__).resolve().parent / "data" / "pii" / "external.jsonl"
+FRESH_SET = Path(__file__).resolve().parent / "data" / "pii" / "fresh.jsonl"
 SPLITS = ("tune", "holdout")
 
 
@@ -50,6 +51,12 @@ def public_samples(split: str, path: Path = PUBLIC_SET) -> Iterator[dict[str, An
                 raise ValueError(f"{path}: stored split {sample['split']!r} breaks the hash rule")
             if sample["split"] == split:
                 yield sample
+
+
+def fresh_samples(path: Path = FRESH_SET) -> list[dict[str, Any]]:
+    """The fresh set (``extract_fresh.py``): scored only, never split, never read for tuning."""
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
 
 
 def _family(kind: str) -> str:

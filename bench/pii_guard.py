@@ -66,12 +66,17 @@ In-repo set (``tests/data/pii_samples.json``, `_pii_scoring.score_exact`): a fin
 exact text match a labelled item. That set was written together with the detectors: a regression floor, not an
 estimate of quality on unseen text.
 
+Fresh set (``bench/data/pii/fresh.jsonl``, ``--fresh``; PROVENANCE.md, "Fresh set (never tuned on)"): texts from
+the tests of secretlint/secretlint, sirwart/ripsecrets and Skyscanner/whispers, none in the public set, labelling
+secrets only. It is never read for tuning: ``--fresh`` prints its per-kind counts and a summary, no text and no
+mistake, and ``--misses`` refuses it as it refuses the holdout.
+
 Throughput: ``check`` on 2 KB texts: a customer-support reply with seven PII items among near-misses (order
 and tracking numbers, dates, amounts, versions); the same length of clean prose; and an order table whose
 every line has a phone number, an id, a date and an amount (the worst case for the phone matcher). Then the
 time each detector takes on the reply, to show where the time goes.
 
-    .venv/bin/python bench/pii_guard.py [--seconds 2] [--json] [--misses tune]
+    .venv/bin/python bench/pii_guard.py [--seconds 2] [--json] [--misses tune] [--fresh]
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ from pathlib import Path
 from typing import Any
 
 from _machine import cpu_model, version
-from _pii_scoring import SPLITS, mistakes, public_samples, rates, score_exact, score_overlap, table
+from _pii_scoring import SPLITS, fresh_samples, mistakes, public_samples, rates, score_exact, score_overlap, table
 
 from keel.guardrails import GuardContext
 from keel.guardrails._pii_detectors import DETECTORS
@@ -163,6 +168,24 @@ def by_source(samples: list[dict[str, Any]]) -> dict[str, Counter[str]]:
     return {source: score_overlap(group)["overall"] for source, group in grouped.items()}
 
 
+def print_fresh(as_json: bool) -> None:
+    """The fresh set's per-kind table and a one-line summary: counts only, so no text of it is ever shown."""
+    samples = fresh_samples()
+    counts = score_overlap(samples)
+    if as_json:
+        json.dump({"texts": len(samples), "quality": _quality(counts)}, sys.stdout, indent=2)
+        print()
+        return
+    positives = sum(1 for s in samples if s["expected"])
+    print(f"Fresh set ({len(samples)} texts, {positives} with a secret; PROVENANCE.md, never tuned on):")
+    print("\n".join(table(counts)))
+    overall, r = counts["overall"], rates(counts["overall"])
+    print(
+        f"fresh: precision {r['precision']:.3f}, recall raw {r['recall_raw']:.3f}, in scope {r['recall_in_scope']:.3f}"
+        f" ({overall['tp']} tp, {overall['fp']} fp, {overall['fn']} fn of which {overall['fn_in']} in scope)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per throughput figure")
@@ -170,7 +193,13 @@ def main() -> None:
     parser.add_argument(
         "--misses", choices=("tune",), help="print the tune split's false positives and misses (never the holdout's)"
     )
+    parser.add_argument(
+        "--fresh", action="store_true", help="score the fresh set only (never tuned on; prints no text of it)"
+    )
     args = parser.parse_args()
+    if args.fresh:
+        print_fresh(as_json=args.json)
+        return
     if args.misses:
         for line in mistakes(public_samples("tune")):
             print(line)
